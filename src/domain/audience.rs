@@ -1,0 +1,36 @@
+/// Which WebSocket service may redeem a ticket: 1–64 characters of
+/// `[A-Za-z0-9._:-]`. Whether it is one of the configured audiences is the
+/// policy's business, not the parser's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Audience(String);
+
+impl Audience {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+        if s.is_empty() || s.len() > 64 || !s.chars().all(ok_char) {
+            return Err("audience must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+        }
+        Ok(Audience(s.to_owned()))
+    }
+}
+
+impl AsRef<str> for Audience {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_rejects_the_rest() {
+        assert!(Audience::parse("chat").is_ok());
+        assert!(Audience::parse("svc:chat-v2.eu_1").is_ok());
+        assert!(Audience::parse("").is_err());
+        assert!(Audience::parse("a b").is_err());
+        assert!(Audience::parse("chat/x").is_err());
+        assert!(Audience::parse(&"a".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! Values parsed at the boundary. Once a request has been turned into these
+//! types, the core never sees an invalid origin, user id, audience or ticket.
+
+mod audience;
+mod origin;
+mod ticket;
+mod user_id;
+
+pub use audience::Audience;
+pub use origin::{Origin, OriginAllowlist, OriginError};
+pub use ticket::{KeyId, TICKET_PREFIX, Ticket, TicketSyntaxError};
+pub use user_id::UserId;

@@ -1,0 +1,372 @@
+//! Browser origins: canonical form and the allowlist.
+//!
+//! Canonical form: lower-case `http` or `https` scheme, lower-case host (IDN
+//! hosts in punycode, IPv6 in brackets), the port only when it is not the
+//! scheme's default, no trailing slash. Anything that is more than an origin
+//! (userinfo, a path, a query, a fragment) is refused rather than trimmed, so
+//! that `https://app.example.com@evil.com` can never be read as the app.
+
+use std::collections::HashSet;
+use std::fmt;
+use url::{Host, Url};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginError {
+    /// Not of the shape `scheme://host[:port]`.
+    Malformed(&'static str),
+    /// `null`, `file://…` and other schemes: valid browser values that are
+    /// never allowed to hold a ticket.
+    Opaque,
+}
+
+impl fmt::Display for OriginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OriginError::Malformed(why) => write!(f, "origin is malformed: {why}"),
+            OriginError::Opaque => f.write_str("opaque origins (null, file:, non-http schemes) are never allowed"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Origin {
+    scheme: Scheme,
+    host: String,
+    port: Option<u16>,
+    is_domain: bool,
+    serialized: String,
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.serialized)
+    }
+}
+
+impl AsRef<str> for Origin {
+    fn as_ref(&self) -> &str {
+        &self.serialized
+    }
+}
+
+const MAX_ORIGIN_BYTES: usize = 1024;
+
+impl Origin {
+    pub fn parse(input: &str) -> Result<Origin, OriginError> {
+        if input.len() > MAX_ORIGIN_BYTES {
+            return Err(OriginError::Malformed("longer than 1024 bytes"));
+        }
+        if input.eq_ignore_ascii_case("null") {
+            return Err(OriginError::Opaque);
+        }
+        let Some((scheme, rest)) = input.split_once("://") else {
+            return Err(OriginError::Malformed("expected scheme://host[:port]"));
+        };
+        let scheme = if scheme.eq_ignore_ascii_case("https") {
+            Scheme::Https
+        } else if scheme.eq_ignore_ascii_case("http") {
+            Scheme::Http
+        } else if !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        {
+            return Err(OriginError::Opaque);
+        } else {
+            return Err(OriginError::Malformed("expected scheme://host[:port]"));
+        };
+        // One trailing slash is what `new URL(...).origin` users often keep.
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() {
+            return Err(OriginError::Malformed("missing host"));
+        }
+        if authority.ends_with(':') {
+            return Err(OriginError::Malformed("empty port"));
+        }
+        if authority
+            .chars()
+            .any(|c| matches!(c, '/' | '?' | '#' | '@' | '\\' | '%') || c.is_whitespace() || c.is_control())
+        {
+            return Err(OriginError::Malformed(
+                "an origin has no userinfo, path, query or fragment",
+            ));
+        }
+        let scheme_str = match scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let url = Url::parse(&format!("{scheme_str}://{authority}"))
+            .map_err(|_| OriginError::Malformed("invalid host or port"))?;
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(OriginError::Malformed(
+                "an origin has no userinfo, path, query or fragment",
+            ));
+        }
+        let (host, is_domain) = match url.host() {
+            Some(Host::Domain(d)) => {
+                check_domain(d)?;
+                (d.to_owned(), true)
+            }
+            Some(Host::Ipv4(ip)) => (ip.to_string(), false),
+            Some(Host::Ipv6(ip)) => (format!("[{ip}]"), false),
+            None => return Err(OriginError::Malformed("missing host")),
+        };
+        let port = url.port();
+        let serialized = match port {
+            Some(p) => format!("{scheme_str}://{host}:{p}"),
+            None => format!("{scheme_str}://{host}"),
+        };
+        Ok(Origin {
+            scheme,
+            host,
+            port,
+            is_domain,
+            serialized,
+        })
+    }
+}
+
+/// After IDNA the host is ASCII; allow letters, digits, `-` and `_` in
+/// non-empty labels (one trailing dot is a distinct, valid host, as in
+/// browsers).
+fn check_domain(d: &str) -> Result<(), OriginError> {
+    let body = d.strip_suffix('.').unwrap_or(d);
+    let ok = !body.is_empty()
+        && body.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(OriginError::Malformed("invalid host name"))
+    }
+}
+
+/// `tickets.allowed_origins`: exact canonical origins, and `scheme://*.domain`
+/// entries that match one or more labels in front of `domain` with the same
+/// scheme and port (the apex itself is not matched).
+#[derive(Debug, Clone, Default)]
+pub struct OriginAllowlist {
+    exact: HashSet<String>,
+    wildcards: Vec<Wildcard>,
+}
+
+#[derive(Debug, Clone)]
+struct Wildcard {
+    scheme: Scheme,
+    /// `.example.org`, with the leading dot.
+    dot_suffix: String,
+    port: Option<u16>,
+}
+
+impl OriginAllowlist {
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+        let mut list = OriginAllowlist::default();
+        for entry in entries {
+            list.add(entry.as_ref())?;
+        }
+        Ok(list)
+    }
+
+    fn add(&mut self, entry: &str) -> Result<(), String> {
+        if let Some((scheme, rest)) = entry.split_once("://*.") {
+            // Parse with a placeholder label, then keep what follows it.
+            let o = Origin::parse(&format!("{scheme}://x.{rest}"))
+                .map_err(|e| format!("{entry:?}: {e}"))?;
+            if !o.is_domain {
+                return Err(format!("{entry:?}: a wildcard needs a domain name"));
+            }
+            let suffix = o.host.strip_prefix("x.").unwrap_or(&o.host);
+            if suffix.trim_end_matches('.').split('.').count() < 2 {
+                return Err(format!(
+                    "{entry:?}: a wildcard must name at least two labels (*.example.com)"
+                ));
+            }
+            self.wildcards.push(Wildcard {
+                scheme: o.scheme,
+                dot_suffix: format!(".{suffix}"),
+                port: o.port,
+            });
+            return Ok(());
+        }
+        if entry.contains('*') {
+            return Err(format!(
+                "{entry:?}: a wildcard is only allowed as the first label (https://*.example.com)"
+            ));
+        }
+        let o = Origin::parse(entry).map_err(|e| format!("{entry:?}: {e}"))?;
+        self.exact.insert(o.serialized);
+        Ok(())
+    }
+
+    pub fn allows(&self, origin: &Origin) -> bool {
+        self.exact.contains(&origin.serialized)
+            || (origin.is_domain
+                && self.wildcards.iter().any(|w| {
+                    w.scheme == origin.scheme
+                        && w.port == origin.port
+                        && origin.host.len() > w.dot_suffix.len()
+                        && origin.host.ends_with(&w.dot_suffix)
+                }))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcards.is_empty()
+    }
+
+    pub fn push_exact(&mut self, origin: Origin) {
+        self.exact.insert(origin.serialized);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(s: &str) -> String {
+        Origin::parse(s).unwrap().as_ref().to_owned()
+    }
+
+    #[test]
+    fn canonical_form() {
+        assert_eq!(canon("https://app.example.com"), "https://app.example.com");
+        assert_eq!(canon("HTTPS://APP.Example.COM"), "https://app.example.com");
+        assert_eq!(canon("https://app.example.com:443"), "https://app.example.com");
+        assert_eq!(canon("http://app.example.com:80"), "http://app.example.com");
+        assert_eq!(canon("https://app.example.com:8443"), "https://app.example.com:8443");
+        assert_eq!(canon("http://app.example.com:443"), "http://app.example.com:443");
+        assert_eq!(canon("https://app.example.com/"), "https://app.example.com");
+        assert_eq!(canon("http://localhost:3000"), "http://localhost:3000");
+        assert_eq!(canon("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(canon("http://[::1]:8080"), "http://[::1]:8080");
+        assert_eq!(canon("https://bücher.example"), "https://xn--bcher-kva.example");
+        assert_eq!(canon("https://xn--bcher-kva.example"), "https://xn--bcher-kva.example");
+        assert_eq!(canon("https://app.example.com."), "https://app.example.com.");
+    }
+
+    #[test]
+    fn canonicalisation_is_idempotent() {
+        for s in [
+            "HTTPS://APP.Example.COM:443/",
+            "http://[::1]:80",
+            "https://Bücher.example:8443",
+        ] {
+            let once = canon(s);
+            assert_eq!(canon(&once), once);
+        }
+    }
+
+    #[test]
+    fn refuses_more_than_an_origin() {
+        for s in [
+            "https://a@app.example.com",
+            "https://a:b@app.example.com",
+            "https://app.example.com@evil.com",
+            "https://app.example.com/path",
+            "https://app.example.com//",
+            "https://app.example.com?x=1",
+            "https://app.example.com/?x=1",
+            "https://app.example.com#f",
+            "https://app.example.com\\@evil.com",
+            "https://app example.com",
+            "https://app.example.com:99999",
+            "https://app.example.com:",
+            "https://",
+            "https:app.example.com",
+            "app.example.com",
+            "",
+            "https://a..example.com",
+            "https://*.example.com",
+            "https://app.exa%6dple.com",
+        ] {
+            assert!(
+                matches!(Origin::parse(s), Err(OriginError::Malformed(_))),
+                "{s:?} should be malformed, got {:?}",
+                Origin::parse(s)
+            );
+        }
+    }
+
+    #[test]
+    fn opaque_origins_are_their_own_error() {
+        for s in ["null", "NULL", "file://", "file:///etc/passwd", "ws://app.example.com", "chrome-extension://abc"] {
+            assert_eq!(Origin::parse(s), Err(OriginError::Opaque), "{s}");
+        }
+    }
+
+    fn allow(list: &[&str], origin: &str) -> bool {
+        OriginAllowlist::parse(list)
+            .unwrap()
+            .allows(&Origin::parse(origin).unwrap())
+    }
+
+    #[test]
+    fn exact_entries_and_look_alikes() {
+        let list = ["https://app.example.com"];
+        assert!(allow(&list, "https://app.example.com"));
+        assert!(allow(&list, "HTTPS://APP.EXAMPLE.COM"));
+        assert!(allow(&list, "https://app.example.com:443"));
+        assert!(!allow(&list, "http://app.example.com"));
+        assert!(!allow(&list, "https://app.example.com:8443"));
+        assert!(!allow(&list, "https://app.example.com.evil.com"));
+        assert!(!allow(&list, "https://evilapp.example.com"));
+        assert!(!allow(&list, "https://app.example.com."));
+        assert!(!allow(&list, "https://sub.app.example.com"));
+    }
+
+    #[test]
+    fn wildcards_match_one_or_more_labels_only() {
+        let list = ["https://*.example.org"];
+        assert!(allow(&list, "https://a.example.org"));
+        assert!(allow(&list, "https://a.b.example.org"));
+        assert!(allow(&list, "https://A.EXAMPLE.ORG:443"));
+        assert!(!allow(&list, "https://example.org"));
+        assert!(!allow(&list, "https://evilexample.org"));
+        assert!(!allow(&list, "https://example.org.evil.com"));
+        assert!(!allow(&list, "https://a.example.org.evil.com"));
+        assert!(!allow(&list, "http://a.example.org"));
+        assert!(!allow(&list, "https://a.example.org:8443"));
+        assert!(!allow(&list, "https://a.example.org."));
+        let with_port = ["https://*.example.org:8443"];
+        assert!(allow(&with_port, "https://a.example.org:8443"));
+        assert!(!allow(&with_port, "https://a.example.org"));
+    }
+
+    #[test]
+    fn idn_entries_and_origins_meet_in_punycode() {
+        assert!(allow(&["https://bücher.example"], "https://xn--bcher-kva.example"));
+        assert!(allow(&["https://*.bücher.example"], "https://shop.xn--bcher-kva.example"));
+        assert!(allow(&["https://xn--bcher-kva.example"], "https://BÜCHER.example"));
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_the_entry_named() {
+        for bad in [
+            "null",
+            "https://*",
+            "https://*.com",
+            "https://a.*.example.com",
+            "https://app.example.com/path",
+            "*.example.com",
+            "https://*.127.0.0.1",
+        ] {
+            let err = OriginAllowlist::parse(&[bad]).unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+}

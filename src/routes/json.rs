@@ -1,0 +1,143 @@
+//! The request-body extractor. Unlike `web::Json`, its every rejection is an
+//! [`ApiError`] (problem+json), and its messages never quote the input: a
+//! ticket sent in the wrong field must not come back in an error body.
+
+use crate::error::ApiError;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+/// SPEC: request bodies over 16 KiB get 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub struct JsonBody<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !is_json(req) {
+            return Box::pin(async { Err(ApiError::UnsupportedMediaType) });
+        }
+        if declared_length(req).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Box::pin(async { Err(ApiError::PayloadTooLarge) });
+        }
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = Vec::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| ApiError::invalid("the request body could not be read"))?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse(&body).map(JsonBody)
+        })
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(describe)?;
+    de.end()
+        .map_err(|_| ApiError::invalid("unexpected characters after the JSON body"))?;
+    Ok(value)
+}
+
+/// A detail built from our own words: field names come from our types, the
+/// `expected …` part from serde's description of our types. Values from the
+/// input are never quoted.
+fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let at = format!("line {}, column {}", inner.line(), inner.column());
+    if !inner.is_data() {
+        return ApiError::invalid(format!("the body is not valid JSON ({at})"));
+    }
+    let msg = inner.to_string();
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return ApiError::invalid(format!("missing field `{field}`"));
+    }
+    if msg.starts_with("unknown field") {
+        let expected = msg
+            .split_once(", expected")
+            .map(|(_, e)| format!(": expected{}", e.split(" at line").next().unwrap_or_default()))
+            .unwrap_or_default();
+        return ApiError::invalid(format!("unknown field ({at}){expected}"));
+    }
+    let expected = msg
+        .split_once(", expected ")
+        .and_then(|(_, e)| e.rsplit_once(" at line"))
+        .map(|(e, _)| format!(": expected {e}"))
+        .unwrap_or_default();
+    let plain_path = !path.is_empty()
+        && path.len() <= 64
+        && path.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.');
+    if plain_path && path != "." {
+        ApiError::invalid(format!("invalid value for `{path}`{expected}"))
+    } else {
+        ApiError::invalid(format!("the body does not match the request schema ({at}){expected}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        ticket: String,
+        ttl_secs: Option<u64>,
+    }
+
+    fn detail(body: &str) -> String {
+        match parse::<Body>(body.as_bytes()) {
+            Err(ApiError::InvalidRequest(d)) => d.into_owned(),
+            other => panic!("expected invalid_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn details_name_fields_but_never_quote_values() {
+        let secret = "wst_k1_SECRETSECRETSECRETSECRETSECRETSECRETSEC";
+        let d = detail(&format!(r#"{{"ticket": "x", "ttl_secs": "{secret}"}}"#));
+        assert!(d.contains("`ttl_secs`") && d.contains("u64"), "{d}");
+        assert!(!d.contains("SECRET"), "{d}");
+        let d = detail(&format!(r#"{{"{secret}": 1}}"#));
+        assert!(d.starts_with("unknown field"), "{d}");
+        assert!(!d.contains("SECRET"), "{d}");
+        let d = detail(&format!(r#"{{"ticket": {secret}}}"#));
+        assert!(d.contains("not valid JSON"), "{d}");
+        assert!(!d.contains("SECRET"), "{d}");
+        assert_eq!(detail("{}"), "missing field `ticket`");
+        assert!(detail(r#"{"ticket":"a"} x"#).contains("after the JSON body"));
+        assert!(detail("[1]").contains("does not match"));
+    }
+}

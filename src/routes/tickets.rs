@@ -1,0 +1,164 @@
+//! `POST /v1/tickets` and `POST /v1/tickets/redeem`.
+
+use super::json::JsonBody;
+use crate::auth::{Caller, Permission};
+use crate::domain::{Audience, Origin, OriginError, Ticket, UserId};
+use crate::error::ApiError;
+use crate::tickets::{MintInput, Outcome, TicketService};
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::time::SystemTime;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintBody {
+    user_id: Option<String>,
+    origin: Option<String>,
+    audience: Option<String>,
+    ttl_secs: Option<u64>,
+    claims: Option<Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+struct MintResponse {
+    ticket: String,
+    expires_at: String,
+    expires_in: u64,
+    audience: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemBody {
+    ticket: String,
+    origin: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RedeemResponse {
+    user_id: String,
+    origin: Option<String>,
+    audience: String,
+    claims: Map<String, Value>,
+    issued_at: String,
+    expires_at: String,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn no_store(status: actix_web::http::StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut res = HttpResponse::build(status);
+    res.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res
+}
+
+/// Body → domain types, against the policy. Order: who the ticket is for,
+/// where it may be used, which service, how long, what it carries.
+fn mint_input(svc: &TicketService, caller: &Caller, body: MintBody) -> Result<MintInput, ApiError> {
+    let policy = svc.policy();
+    let user = UserId::parse(
+        body.user_id
+            .ok_or_else(|| ApiError::invalid("missing field `user_id`"))?,
+    )
+    .map_err(ApiError::invalid)?;
+    let origin = match body.origin {
+        Some(raw) => {
+            let origin = Origin::parse(&raw).map_err(|e| match e {
+                OriginError::Opaque => ApiError::OriginNotAllowed,
+                OriginError::Malformed(_) => ApiError::invalid(e.to_string()),
+            })?;
+            if !policy.allowed_origins.allows(&origin) {
+                return Err(ApiError::OriginNotAllowed);
+            }
+            Some(origin)
+        }
+        None if policy.allow_originless => None,
+        None => return Err(ApiError::invalid("missing field `origin`")),
+    };
+    let audience = match body.audience {
+        Some(a) => Audience::parse(&a).map_err(ApiError::invalid)?,
+        None => policy.default_audience.clone(),
+    };
+    if !policy.audiences.contains(&audience) {
+        return Err(ApiError::forbidden("the audience is not one of tickets.audiences"));
+    }
+    if !caller.may_use(&audience) {
+        return Err(ApiError::forbidden("this client may not mint tickets for that audience"));
+    }
+    let ttl_secs = body.ttl_secs.unwrap_or(policy.default_ttl_secs);
+    if !(1..=policy.max_ttl_secs).contains(&ttl_secs) {
+        return Err(ApiError::invalid(format!(
+            "ttl_secs must be between 1 and {}",
+            policy.max_ttl_secs
+        )));
+    }
+    let claims = body.claims.unwrap_or_default();
+    let claims_len = serde_json::to_vec(&claims).map(|v| v.len()).unwrap_or(usize::MAX);
+    if claims_len > policy.max_claims_bytes {
+        return Err(ApiError::invalid(format!(
+            "claims are limited to {} serialised bytes",
+            policy.max_claims_bytes
+        )));
+    }
+    Ok(MintInput {
+        user,
+        origin,
+        audience,
+        ttl_secs,
+        claims,
+    })
+}
+
+pub async fn mint(
+    caller: Caller,
+    svc: web::Data<TicketService>,
+    body: JsonBody<MintBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::Issue)?;
+    let input = mint_input(&svc, &caller, body.0)?;
+    let minted = svc.mint(input).await?;
+    Ok(no_store(actix_web::http::StatusCode::CREATED).json(MintResponse {
+        ticket: minted.ticket.expose(),
+        expires_at: rfc3339(minted.expires_at),
+        expires_in: minted.expires_in,
+        audience: minted.audience.as_ref().to_owned(),
+    }))
+}
+
+pub async fn redeem(
+    caller: Caller,
+    svc: web::Data<TicketService>,
+    body: JsonBody<RedeemBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::Redeem)?;
+    let body = body.0;
+    let ticket = Ticket::parse(&body.ticket).map_err(|_| {
+        log_outcome(&caller, Outcome::Malformed);
+        ApiError::invalid("ticket does not have the form wst_<kid>_<43 base64url characters>")
+    })?;
+    match svc.redeem(&ticket, body.origin.as_deref(), &caller).await {
+        Ok(r) => {
+            log_outcome(&caller, Outcome::Ok);
+            Ok(no_store(actix_web::http::StatusCode::OK).json(RedeemResponse {
+                user_id: r.user_id,
+                origin: r.origin,
+                audience: r.audience,
+                claims: r.claims,
+                issued_at: rfc3339(r.issued_at),
+                expires_at: rfc3339(r.expires_at),
+            }))
+        }
+        Err((e, outcome)) => {
+            log_outcome(&caller, outcome);
+            Err(e)
+        }
+    }
+}
+
+fn log_outcome(caller: &Caller, outcome: Outcome) {
+    tracing::debug!(caller = caller.name(), outcome = outcome.as_str(), "redeem");
+}

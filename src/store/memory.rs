@@ -1,0 +1,173 @@
+//! The in-memory store: a map plus an expiry heap behind one mutex.
+//!
+//! Every operation first drops what has expired (the heap pops them in
+//! order, so this costs O(log n) per expired entry), then does its work.
+//! A used entry keeps its original expiry, like Redis `KEEPTTL`.
+//! The number of live entries is bounded: a full store refuses to mint.
+
+use super::{StoreError, Taken, TicketStore};
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Entry {
+    value: Vec<u8>,
+    used: bool,
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<String, Entry>,
+    by_expiry: BinaryHeap<Reverse<(Instant, String)>>,
+}
+
+impl Inner {
+    fn purge_expired(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.by_expiry.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, key))) = self.by_expiry.pop() else {
+                break;
+            };
+            // Only remove the entry this heap item was pushed for.
+            if self.map.get(&key).is_some_and(|e| e.expires == at) {
+                self.map.remove(&key);
+            }
+        }
+    }
+}
+
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    max_entries: usize,
+}
+
+impl MemoryStore {
+    pub fn new(max_entries: usize) -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner::default()),
+            max_entries,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the map half-written
+        // (every mutation is a single insert or remove), so keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+}
+
+impl TicketStore for MemoryStore {
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let expires = now + ttl;
+        let mut inner = self.lock();
+        inner.purge_expired(now);
+        if inner.map.len() >= self.max_entries {
+            return Err(StoreError::Full);
+        }
+        match inner.map.entry(key.to_owned()) {
+            MapEntry::Occupied(_) => Ok(false),
+            MapEntry::Vacant(slot) => {
+                slot.insert(Entry {
+                    value: value.to_vec(),
+                    used: false,
+                    expires,
+                });
+                inner.by_expiry.push(Reverse((expires, key.to_owned())));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn take(&self, key: &str) -> Result<Taken, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.purge_expired(now);
+        Ok(match inner.map.get_mut(key) {
+            None => Taken::Missing,
+            Some(entry) if entry.expires <= now => Taken::Missing,
+            Some(entry) if entry.used => Taken::Used(entry.value.clone()),
+            Some(entry) => {
+                entry.used = true;
+                Taken::Value(entry.value.clone())
+            }
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn take_returns_the_value_once_then_used() {
+        let s = MemoryStore::new(10);
+        assert!(s.put_new("k", b"v", LONG).await.unwrap());
+        assert!(!s.put_new("k", b"w", LONG).await.unwrap());
+        assert_eq!(s.take("k").await.unwrap(), Taken::Value(b"v".to_vec()));
+        assert_eq!(s.take("k").await.unwrap(), Taken::Used(b"v".to_vec()));
+        assert_eq!(s.take("other").await.unwrap(), Taken::Missing);
+        // Taking an unknown key created nothing.
+        assert_eq!(s.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn entries_and_markers_expire() {
+        let s = MemoryStore::new(10);
+        s.put_new("a", b"v", Duration::from_millis(30)).await.unwrap();
+        s.put_new("b", b"v", Duration::from_millis(30)).await.unwrap();
+        assert_eq!(s.take("b").await.unwrap(), Taken::Value(b"v".to_vec()));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(s.take("a").await.unwrap(), Taken::Missing);
+        assert_eq!(s.take("b").await.unwrap(), Taken::Missing);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_until_entries_expire() {
+        let s = MemoryStore::new(2);
+        s.put_new("a", b"v", Duration::from_millis(30)).await.unwrap();
+        s.put_new("b", b"v", LONG).await.unwrap();
+        assert!(matches!(
+            s.put_new("c", b"v", LONG).await,
+            Err(StoreError::Full)
+        ));
+        // Redeemed entries still count until they expire.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(s.put_new("c", b"v", LONG).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn concurrent_takes_have_exactly_one_winner() {
+        let s = std::sync::Arc::new(MemoryStore::new(10));
+        s.put_new("k", b"v", LONG).await.unwrap();
+        let mut handles = Vec::new();
+        for _ in 0..16 {
+            let s = s.clone();
+            handles.push(tokio::spawn(async move { s.take("k").await.unwrap() }));
+        }
+        let mut wins = 0;
+        for h in handles {
+            if matches!(h.await.unwrap(), Taken::Value(_)) {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+}

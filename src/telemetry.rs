@@ -1,0 +1,24 @@
+//! Logging set-up. Human-readable lines by default, JSON with
+//! `WSTICKET_LOG_FORMAT=json`; the filter comes from `WSTICKET_LOG`
+//! (default `info`). Nothing in wsticket logs a header, a query string, a
+//! body, a ticket or a key; request lines carry the route pattern only.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = std::env::var("WSTICKET_LOG").unwrap_or_else(|_| "info".into());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("WSTICKET_LOG is not a valid filter ({e}); using \"info\"");
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("WSTICKET_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // A second init (tests in one process) keeps the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
