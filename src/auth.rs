@@ -233,18 +233,28 @@ mod tests {
 
     #[test]
     fn finds_the_client_by_key_and_checks_permissions() {
-        let caller = auth().authenticate(&with_header(&format!("Bearer {KEY_B}"))).unwrap();
+        let caller = auth()
+            .authenticate(&with_header(&format!("Bearer {KEY_B}")))
+            .unwrap();
         assert_eq!(caller.name(), "b");
         assert!(caller.require(Permission::Redeem).is_ok());
-        assert!(matches!(caller.require(Permission::Issue), Err(ApiError::Forbidden(_))));
-        let caller = auth().authenticate(&with_header(&format!("bearer  {KEY_A}"))).unwrap();
+        assert!(matches!(
+            caller.require(Permission::Issue),
+            Err(ApiError::Forbidden(_))
+        ));
+        let caller = auth()
+            .authenticate(&with_header(&format!("bearer  {KEY_A}")))
+            .unwrap();
         assert_eq!(caller.name(), "a");
     }
 
     #[test]
     fn refuses_missing_unknown_and_malformed_credentials() {
         let a = auth();
-        assert!(a.authenticate(&TestRequest::default().to_http_request()).is_err());
+        assert!(
+            a.authenticate(&TestRequest::default().to_http_request())
+                .is_err()
+        );
         for h in [
             "Bearer wsk_cccccccccccccccccccccccccccccccccccccccccccc".to_owned(),
             format!("Basic {KEY_A}"),
@@ -252,7 +262,13 @@ mod tests {
             "Bearer ".to_owned(),
             format!("Bearer {}", &KEY_A[4..]),
         ] {
-            assert!(matches!(a.authenticate(&with_header(&h)), Err(ApiError::Unauthenticated)), "{h}");
+            assert!(
+                matches!(
+                    a.authenticate(&with_header(&h)),
+                    Err(ApiError::Unauthenticated)
+                ),
+                "{h}"
+            );
         }
     }
 

@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "wsticket", version, about = "Single-use, origin-bound tickets for WebSocket handshakes")]
+#[command(
+    name = "wsticket",
+    version,
+    about = "Single-use, origin-bound tickets for WebSocket handshakes"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -75,7 +79,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsticket: cannot start the runtime: {e}");
@@ -83,7 +90,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let app = Application::build(settings).await.map_err(|e| e.to_string())?;
+        let app = Application::build(settings)
+            .await
+            .map_err(|e| e.to_string())?;
         app.run_until_stopped().await.map_err(|e| e.to_string())
     });
     match result {
@@ -100,7 +109,9 @@ fn keygen(id: &str) -> ExitCode {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     let secret = ServerSecret::generate(id);
     let (Ok(()), Ok(secret)) = (rand::rngs::OsRng.try_fill_bytes(bytes.as_mut()), secret) else {
-        eprintln!("wsticket keygen: the id must be 1-16 characters of a-z 0-9, and the OS random generator must work");
+        eprintln!(
+            "wsticket keygen: the id must be 1-16 characters of a-z 0-9, and the OS random generator must work"
+        );
         return ExitCode::from(2);
     };
     let key = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes.as_ref()));
@@ -108,7 +119,10 @@ fn keygen(id: &str) -> ExitCode {
     println!("api_key = \"{key}\"");
     println!("# Its hash, for a [[clients]] entry in the wsticket config:");
     println!("key_sha256 = \"{}\"", key_sha256_hex(&key));
-    println!("# A ticket secret, for [tickets] secrets (or WSTICKET_TICKET_SECRETS={}:<secret>):", secret.id().as_ref());
+    println!(
+        "# A ticket secret, for [tickets] secrets (or WSTICKET_TICKET_SECRETS={}:<secret>):",
+        secret.id().as_ref()
+    );
     println!(
         "secrets = [{{ id = \"{}\", secret = \"{}\" }}]",
         secret.id().as_ref(),
@@ -130,7 +144,11 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
                 s.admin_listen,
                 s.clients.len(),
                 s.tickets.keyring.minting_kid().as_ref(),
-                if s.tickets.secrets_generated { " (generated: none configured)" } else { "" },
+                if s.tickets.secrets_generated {
+                    " (generated: none configured)"
+                } else {
+                    ""
+                },
             );
             ExitCode::SUCCESS
         }

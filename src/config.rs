@@ -165,9 +165,12 @@ fn read_file(field: &str, path: &Path) -> Result<String, ConfigError> {
 }
 
 fn socket_addr(field: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value
-        .parse()
-        .map_err(|_| err(field, format!("{value:?} is not an ip:port such as 127.0.0.1:8080")))
+    value.parse().map_err(|_| {
+        err(
+            field,
+            format!("{value:?} is not an ip:port such as 127.0.0.1:8080"),
+        )
+    })
 }
 
 fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
@@ -240,7 +243,10 @@ impl Settings {
             .collect::<Result<Vec<_>, _>>()?;
         for (i, c) in clients.iter().enumerate() {
             if clients[..i].iter().any(|o| o.name == c.name) {
-                return Err(err(format!("clients[{i}].name"), format!("duplicate client name {:?}", c.name)));
+                return Err(err(
+                    format!("clients[{i}].name"),
+                    format!("duplicate client name {:?}", c.name),
+                ));
             }
         }
         if dev {
@@ -250,8 +256,13 @@ impl Settings {
                 ("demo-issuer", DEV_ISSUE_KEY, Permission::Issue),
                 ("demo-redeemer", DEV_REDEEM_KEY, Permission::Redeem),
             ] {
-                let c = ApiClient::new(name.into(), &key_sha256_hex(key), HashSet::from([can]), None)
-                    .map_err(|e| err("dev", e))?;
+                let c = ApiClient::new(
+                    name.into(),
+                    &key_sha256_hex(key),
+                    HashSet::from([can]),
+                    None,
+                )
+                .map_err(|e| err("dev", e))?;
                 clients.push(c);
             }
         }
@@ -270,18 +281,27 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
     let url = match env.var("WSTICKET_REDIS_URL") {
         Some(u) => Some(("WSTICKET_REDIS_URL", u)),
         None => match (&raw.redis_url_file, raw.redis_url) {
-            (Some(p), _) => Some(("store.redis_url_file", read_file("store.redis_url_file", p)?)),
+            (Some(p), _) => Some((
+                "store.redis_url_file",
+                read_file("store.redis_url_file", p)?,
+            )),
             (None, Some(u)) => Some(("store.redis_url", u)),
             (None, None) => None,
         },
     };
     let command_timeout_ms = raw.command_timeout_ms.unwrap_or(500);
     if !(1..=60_000).contains(&command_timeout_ms) {
-        return Err(err("store.command_timeout_ms", "must be between 1 and 60000"));
+        return Err(err(
+            "store.command_timeout_ms",
+            "must be between 1 and 60000",
+        ));
     }
     let connect_timeout_ms = raw.connect_timeout_ms.unwrap_or(1000);
     if !(1..=60_000).contains(&connect_timeout_ms) {
-        return Err(err("store.connect_timeout_ms", "must be between 1 and 60000"));
+        return Err(err(
+            "store.connect_timeout_ms",
+            "must be between 1 and 60000",
+        ));
     }
     let backend = match url {
         Some((field, url)) => {
@@ -304,10 +324,20 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
         }
     };
     let key_prefix = raw.key_prefix.unwrap_or_else(|| "wsticket:".into());
-    if key_prefix.len() > 128 || key_prefix.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(err("store.key_prefix", "at most 128 characters, no spaces or control characters"));
+    if key_prefix.len() > 128
+        || key_prefix
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(err(
+            "store.key_prefix",
+            "at most 128 characters, no spaces or control characters",
+        ));
     }
-    Ok(StoreSettings { backend, key_prefix })
+    Ok(StoreSettings {
+        backend,
+        key_prefix,
+    })
 }
 
 fn secrets(raw: Option<Vec<RawSecret>>, env: &dyn Env) -> Result<Vec<ServerSecret>, ConfigError> {
@@ -349,11 +379,17 @@ fn ticket_settings(
 ) -> Result<TicketSettings, ConfigError> {
     let max_ttl_secs = raw.max_ttl_secs.unwrap_or(120);
     if !(1..=MAX_TTL_LIMIT_SECS).contains(&max_ttl_secs) {
-        return Err(err("tickets.max_ttl_secs", format!("must be between 1 and {MAX_TTL_LIMIT_SECS}")));
+        return Err(err(
+            "tickets.max_ttl_secs",
+            format!("must be between 1 and {MAX_TTL_LIMIT_SECS}"),
+        ));
     }
     let default_ttl_secs = raw.default_ttl_secs.unwrap_or(30.min(max_ttl_secs));
     if !(1..=max_ttl_secs).contains(&default_ttl_secs) {
-        return Err(err("tickets.default_ttl_secs", "must be between 1 and tickets.max_ttl_secs"));
+        return Err(err(
+            "tickets.default_ttl_secs",
+            "must be between 1 and tickets.max_ttl_secs",
+        ));
     }
     let allowed_origins = OriginAllowlist::parse(&raw.allowed_origins.unwrap_or_default())
         .map_err(|e| err("tickets.allowed_origins", e))?;
@@ -373,12 +409,18 @@ fn ticket_settings(
     if !audiences.contains(&default_audience) {
         return Err(err(
             "tickets.default_audience",
-            format!("{:?} is not one of tickets.audiences", default_audience.as_ref()),
+            format!(
+                "{:?} is not one of tickets.audiences",
+                default_audience.as_ref()
+            ),
         ));
     }
     let max_claims_bytes = raw.max_claims_bytes.unwrap_or(4096);
     if max_claims_bytes > 16 * 1024 {
-        return Err(err("tickets.max_claims_bytes", "at most 16384 (the request body limit)"));
+        return Err(err(
+            "tickets.max_claims_bytes",
+            "at most 16384 (the request body limit)",
+        ));
     }
     let mut secrets = secrets(raw.secrets, env)?;
     let mut secrets_generated = false;
@@ -421,7 +463,10 @@ fn client(i: usize, raw: RawClient, audiences: &[Audience]) -> Result<ApiClient,
         .map(|p| Permission::parse(p).map_err(|e| err(field("can"), e)))
         .collect::<Result<HashSet<_>, _>>()?;
     if can.is_empty() {
-        return Err(err(field("can"), "name at least one of issue, redeem, revoke"));
+        return Err(err(
+            field("can"),
+            "name at least one of issue, redeem, revoke",
+        ));
     }
     let allowed = match raw.audiences {
         None => None,
@@ -460,7 +505,12 @@ mod tests {
         let s = load("").unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.admin_listen.to_string(), "127.0.0.1:9102");
-        assert!(matches!(s.store.backend, StoreBackend::Memory { max_entries: 1_000_000 }));
+        assert!(matches!(
+            s.store.backend,
+            StoreBackend::Memory {
+                max_entries: 1_000_000
+            }
+        ));
         assert_eq!(s.store.key_prefix, "wsticket:");
         assert_eq!(s.tickets.default_ttl_secs, 30);
         assert_eq!(s.tickets.max_ttl_secs, 120);
@@ -475,9 +525,10 @@ mod tests {
         let env = |name: &str| match name {
             "WSTICKET_LISTEN" => Some("0.0.0.0:1".to_owned()),
             "WSTICKET_REDIS_URL" => Some("redis://127.0.0.1:1/0".to_owned()),
-            "WSTICKET_TICKET_SECRETS" => {
-                Some(format!("k2:{}", ServerSecret::generate("x").unwrap().expose_base64()))
-            }
+            "WSTICKET_TICKET_SECRETS" => Some(format!(
+                "k2:{}",
+                ServerSecret::generate("x").unwrap().expose_base64()
+            )),
             _ => None,
         };
         let s = Settings::from_toml("listen = \"127.0.0.1:2\"", &env).unwrap();
@@ -493,15 +544,30 @@ mod tests {
             ("[store]\nredis_url = \"redis://x\"", "tickets.secrets"),
             ("[store]\nredis_url = \"http://x\"", "store.redis_url"),
             ("[tickets]\nmax_ttl_secs = 0", "tickets.max_ttl_secs"),
-            ("[tickets]\ndefault_ttl_secs = 200", "tickets.default_ttl_secs"),
-            ("[tickets]\nallowed_origins = [\"null\"]", "tickets.allowed_origins"),
-            ("[tickets]\ndefault_audience = \"chat\"", "tickets.default_audience"),
-            ("[tickets]\nsecrets = [{ id = \"k1\", secret = \"short\" }]", "tickets.secrets[0]"),
+            (
+                "[tickets]\ndefault_ttl_secs = 200",
+                "tickets.default_ttl_secs",
+            ),
+            (
+                "[tickets]\nallowed_origins = [\"null\"]",
+                "tickets.allowed_origins",
+            ),
+            (
+                "[tickets]\ndefault_audience = \"chat\"",
+                "tickets.default_audience",
+            ),
+            (
+                "[tickets]\nsecrets = [{ id = \"k1\", secret = \"short\" }]",
+                "tickets.secrets[0]",
+            ),
             (
                 "[[clients]]\nname = \"a\"\nkey_sha256 = \"00\"\ncan = [\"issue\"]",
                 "clients[0].key_sha256",
             ),
-            ("[[clients]]\nname = \"a\"\nkey_sha256 = \"00\"\ncan = [\"all\"]", "clients[0].can"),
+            (
+                "[[clients]]\nname = \"a\"\nkey_sha256 = \"00\"\ncan = [\"all\"]",
+                "clients[0].can",
+            ),
             ("nonsense = 1", "config file, line 1"),
             ("[store]\nredis_uri = \"redis://x\"", "config file, line 2"),
         ];
@@ -516,10 +582,12 @@ mod tests {
         let text = "[tickets]\nsecrets = [{ id = \"k1\", secret = \"SUPERSECRETVALUE\" }\n";
         let e = load(text).unwrap_err();
         assert!(!e.to_string().contains("SUPERSECRETVALUE"), "{e}");
-        let env = |name: &str| (name == "WSTICKET_REDIS_URL").then(|| "http://user:hunter2@x".to_owned());
+        let env =
+            |name: &str| (name == "WSTICKET_REDIS_URL").then(|| "http://user:hunter2@x".to_owned());
         let e = Settings::from_toml("", &env).unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        let e = load("[tickets]\nsecrets = [{ id = \"k1\", secret = \"SUPERSECRETVALUE\" }]").unwrap_err();
+        let e = load("[tickets]\nsecrets = [{ id = \"k1\", secret = \"SUPERSECRETVALUE\" }]")
+            .unwrap_err();
         assert!(!e.to_string().contains("SUPERSECRETVALUE"), "{e}");
     }
 
@@ -528,8 +596,14 @@ mod tests {
         let s = Settings::load_dev(None, &no_env).unwrap();
         assert!(s.dev_mode);
         assert_eq!(s.clients.len(), 2);
-        assert!(s.tickets.allowed_origins.allows(&Origin::parse(DEV_ORIGIN).unwrap()));
-        let env = |name: &str| (name == "WSTICKET_REDIS_URL").then(|| "redis://127.0.0.1:6379".to_owned());
+        assert!(
+            s.tickets
+                .allowed_origins
+                .allows(&Origin::parse(DEV_ORIGIN).unwrap())
+        );
+        let env = |name: &str| {
+            (name == "WSTICKET_REDIS_URL").then(|| "redis://127.0.0.1:6379".to_owned())
+        };
         let e = Settings::load_dev(None, &env).unwrap_err();
         assert_eq!(e.field, "store.redis_url");
     }

@@ -219,7 +219,12 @@ mod tests {
     use super::*;
 
     fn ring(ids: &[&str]) -> Keyring {
-        Keyring::new(ids.iter().map(|id| ServerSecret::generate(id).unwrap()).collect()).unwrap()
+        Keyring::new(
+            ids.iter()
+                .map(|id| ServerSecret::generate(id).unwrap())
+                .collect(),
+        )
+        .unwrap()
     }
 
     #[test]

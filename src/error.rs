@@ -189,7 +189,10 @@ mod tests {
             res.headers().get(header::CONTENT_TYPE).unwrap(),
             "application/problem+json"
         );
-        assert_eq!(res.headers().get(header::CACHE_CONTROL).unwrap(), "no-store");
+        assert_eq!(
+            res.headers().get(header::CACHE_CONTROL).unwrap(),
+            "no-store"
+        );
         let body = res.into_body().try_into_bytes().unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["code"], "ticket_reused");
@@ -201,6 +204,9 @@ mod tests {
     #[test]
     fn unauthenticated_carries_www_authenticate() {
         let res = ApiError::Unauthenticated.error_response();
-        assert_eq!(res.headers().get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+        assert_eq!(
+            res.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            "Bearer"
+        );
     }
 }

@@ -43,7 +43,9 @@ impl Application {
         warn_about(&settings);
         let store = match &settings.store.backend {
             StoreBackend::Memory { max_entries } => Store::Memory(MemoryStore::new(*max_entries)),
-            StoreBackend::Redis(r) => Store::Redis(RedisStore::new(r).map_err(StartupError::Store)?),
+            StoreBackend::Redis(r) => {
+                Store::Redis(RedisStore::new(r).map_err(StartupError::Store)?)
+            }
         };
         tracing::info!(store = store.backend(), "ticket store configured");
         let tickets = web::Data::new(TicketService::new(
@@ -56,10 +58,16 @@ impl Application {
 
         let listener = bind(settings.listen)?;
         let admin_listener = bind(settings.admin_listen)?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
         let admin_addr = admin_listener
             .local_addr()
-            .map_err(|source| StartupError::Bind { addr: settings.admin_listen, source })?;
+            .map_err(|source| StartupError::Bind {
+                addr: settings.admin_listen,
+                source,
+            })?;
 
         let api_metrics = metrics.clone();
         let server = HttpServer::new(move || {
@@ -90,7 +98,10 @@ impl Application {
         })
         .workers(1)
         .listen(admin_listener)
-        .map_err(|source| StartupError::Bind { addr: admin_addr, source })?
+        .map_err(|source| StartupError::Bind {
+            addr: admin_addr,
+            source,
+        })?
         .shutdown_timeout(10)
         .run();
 

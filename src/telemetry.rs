@@ -3,6 +3,7 @@
 //! (default `info`). Nothing in wsticket logs a header, a query string, a
 //! body, a ticket or a key; request lines carry the route pattern only.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -13,6 +14,7 @@ pub fn init() {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let json = std::env::var("WSTICKET_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     // A second init (tests in one process) keeps the first subscriber.

@@ -195,7 +195,9 @@ impl TicketService {
             Taken::Value(sealed) => sealed,
         };
         let Some(payload) = open(&keys, &key, &sealed) else {
-            tracing::error!("a stored ticket failed authentication: the store was tampered with or the secret changed");
+            tracing::error!(
+                "a stored ticket failed authentication: the store was tampered with or the secret changed"
+            );
             return Err((ApiError::TicketInvalid, Outcome::Invalid));
         };
         if unix_ms(SystemTime::now()) >= payload.exp {

@@ -23,7 +23,9 @@ impl fmt::Display for OriginError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OriginError::Malformed(why) => write!(f, "origin is malformed: {why}"),
-            OriginError::Opaque => f.write_str("opaque origins (null, file:, non-http schemes) are never allowed"),
+            OriginError::Opaque => {
+                f.write_str("opaque origins (null, file:, non-http schemes) are never allowed")
+            }
         }
     }
 }
@@ -89,10 +91,9 @@ impl Origin {
         if authority.ends_with(':') {
             return Err(OriginError::Malformed("empty port"));
         }
-        if authority
-            .chars()
-            .any(|c| matches!(c, '/' | '?' | '#' | '@' | '\\' | '%') || c.is_whitespace() || c.is_control())
-        {
+        if authority.chars().any(|c| {
+            matches!(c, '/' | '?' | '#' | '@' | '\\' | '%') || c.is_whitespace() || c.is_control()
+        }) {
             return Err(OriginError::Malformed(
                 "an origin has no userinfo, path, query or fragment",
             ));
@@ -246,17 +247,35 @@ mod tests {
     fn canonical_form() {
         assert_eq!(canon("https://app.example.com"), "https://app.example.com");
         assert_eq!(canon("HTTPS://APP.Example.COM"), "https://app.example.com");
-        assert_eq!(canon("https://app.example.com:443"), "https://app.example.com");
+        assert_eq!(
+            canon("https://app.example.com:443"),
+            "https://app.example.com"
+        );
         assert_eq!(canon("http://app.example.com:80"), "http://app.example.com");
-        assert_eq!(canon("https://app.example.com:8443"), "https://app.example.com:8443");
-        assert_eq!(canon("http://app.example.com:443"), "http://app.example.com:443");
+        assert_eq!(
+            canon("https://app.example.com:8443"),
+            "https://app.example.com:8443"
+        );
+        assert_eq!(
+            canon("http://app.example.com:443"),
+            "http://app.example.com:443"
+        );
         assert_eq!(canon("https://app.example.com/"), "https://app.example.com");
         assert_eq!(canon("http://localhost:3000"), "http://localhost:3000");
         assert_eq!(canon("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
         assert_eq!(canon("http://[::1]:8080"), "http://[::1]:8080");
-        assert_eq!(canon("https://bücher.example"), "https://xn--bcher-kva.example");
-        assert_eq!(canon("https://xn--bcher-kva.example"), "https://xn--bcher-kva.example");
-        assert_eq!(canon("https://app.example.com."), "https://app.example.com.");
+        assert_eq!(
+            canon("https://bücher.example"),
+            "https://xn--bcher-kva.example"
+        );
+        assert_eq!(
+            canon("https://xn--bcher-kva.example"),
+            "https://xn--bcher-kva.example"
+        );
+        assert_eq!(
+            canon("https://app.example.com."),
+            "https://app.example.com."
+        );
     }
 
     #[test]
@@ -304,7 +323,14 @@ mod tests {
 
     #[test]
     fn opaque_origins_are_their_own_error() {
-        for s in ["null", "NULL", "file://", "file:///etc/passwd", "ws://app.example.com", "chrome-extension://abc"] {
+        for s in [
+            "null",
+            "NULL",
+            "file://",
+            "file:///etc/passwd",
+            "ws://app.example.com",
+            "chrome-extension://abc",
+        ] {
             assert_eq!(Origin::parse(s), Err(OriginError::Opaque), "{s}");
         }
     }
@@ -349,9 +375,18 @@ mod tests {
 
     #[test]
     fn idn_entries_and_origins_meet_in_punycode() {
-        assert!(allow(&["https://bücher.example"], "https://xn--bcher-kva.example"));
-        assert!(allow(&["https://*.bücher.example"], "https://shop.xn--bcher-kva.example"));
-        assert!(allow(&["https://xn--bcher-kva.example"], "https://BÜCHER.example"));
+        assert!(allow(
+            &["https://bücher.example"],
+            "https://xn--bcher-kva.example"
+        ));
+        assert!(allow(
+            &["https://*.bücher.example"],
+            "https://shop.xn--bcher-kva.example"
+        ));
+        assert!(allow(
+            &["https://xn--bcher-kva.example"],
+            "https://BÜCHER.example"
+        ));
     }
 
     #[test]

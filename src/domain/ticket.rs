@@ -22,7 +22,9 @@ impl KeyId {
     pub fn parse(s: &str) -> Result<Self, &'static str> {
         if s.is_empty()
             || s.len() > 16
-            || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
             return Err("a key id is 1-16 characters of a-z and 0-9");
         }

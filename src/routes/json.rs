@@ -48,7 +48,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         Box::pin(async move {
             let mut body = Vec::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| ApiError::invalid("the request body could not be read"))?;
+                let chunk =
+                    chunk.map_err(|_| ApiError::invalid("the request body could not be read"))?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
                     return Err(ApiError::PayloadTooLarge);
                 }
@@ -85,7 +86,12 @@ fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     if msg.starts_with("unknown field") {
         let expected = msg
             .split_once(", expected")
-            .map(|(_, e)| format!(": expected{}", e.split(" at line").next().unwrap_or_default()))
+            .map(|(_, e)| {
+                format!(
+                    ": expected{}",
+                    e.split(" at line").next().unwrap_or_default()
+                )
+            })
             .unwrap_or_default();
         return ApiError::invalid(format!("unknown field ({at}){expected}"));
     }
@@ -96,11 +102,15 @@ fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         .unwrap_or_default();
     let plain_path = !path.is_empty()
         && path.len() <= 64
-        && path.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.');
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.');
     if plain_path && path != "." {
         ApiError::invalid(format!("invalid value for `{path}`{expected}"))
     } else {
-        ApiError::invalid(format!("the body does not match the request schema ({at}){expected}"))
+        ApiError::invalid(format!(
+            "the body does not match the request schema ({at}){expected}"
+        ))
     }
 }
 

@@ -56,7 +56,11 @@ pub fn configure(routes: &'static [RouteDef], cfg: &mut web::ServiceConfig) {
     paths.dedup();
     for path in paths {
         let here = routes.iter().filter(|r| r.path == path);
-        let allow = here.clone().map(|r| r.method).collect::<Vec<_>>().join(", ");
+        let allow = here
+            .clone()
+            .map(|r| r.method)
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut resource = web::resource(path);
         for r in here {
             resource = resource.route((r.route)());

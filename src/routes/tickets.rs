@@ -84,10 +84,14 @@ fn mint_input(svc: &TicketService, caller: &Caller, body: MintBody) -> Result<Mi
         None => policy.default_audience.clone(),
     };
     if !policy.audiences.contains(&audience) {
-        return Err(ApiError::forbidden("the audience is not one of tickets.audiences"));
+        return Err(ApiError::forbidden(
+            "the audience is not one of tickets.audiences",
+        ));
     }
     if !caller.may_use(&audience) {
-        return Err(ApiError::forbidden("this client may not mint tickets for that audience"));
+        return Err(ApiError::forbidden(
+            "this client may not mint tickets for that audience",
+        ));
     }
     let ttl_secs = body.ttl_secs.unwrap_or(policy.default_ttl_secs);
     if !(1..=policy.max_ttl_secs).contains(&ttl_secs) {
@@ -97,7 +101,9 @@ fn mint_input(svc: &TicketService, caller: &Caller, body: MintBody) -> Result<Mi
         )));
     }
     let claims = body.claims.unwrap_or_default();
-    let claims_len = serde_json::to_vec(&claims).map(|v| v.len()).unwrap_or(usize::MAX);
+    let claims_len = serde_json::to_vec(&claims)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if claims_len > policy.max_claims_bytes {
         return Err(ApiError::invalid(format!(
             "claims are limited to {} serialised bytes",
@@ -121,12 +127,14 @@ pub async fn mint(
     caller.require(Permission::Issue)?;
     let input = mint_input(&svc, &caller, body.0)?;
     let minted = svc.mint(input).await?;
-    Ok(no_store(actix_web::http::StatusCode::CREATED).json(MintResponse {
-        ticket: minted.ticket.expose(),
-        expires_at: rfc3339(minted.expires_at),
-        expires_in: minted.expires_in,
-        audience: minted.audience.as_ref().to_owned(),
-    }))
+    Ok(
+        no_store(actix_web::http::StatusCode::CREATED).json(MintResponse {
+            ticket: minted.ticket.expose(),
+            expires_at: rfc3339(minted.expires_at),
+            expires_in: minted.expires_in,
+            audience: minted.audience.as_ref().to_owned(),
+        }),
+    )
 }
 
 pub async fn redeem(
@@ -143,14 +151,16 @@ pub async fn redeem(
     match svc.redeem(&ticket, body.origin.as_deref(), &caller).await {
         Ok(r) => {
             log_outcome(&caller, Outcome::Ok);
-            Ok(no_store(actix_web::http::StatusCode::OK).json(RedeemResponse {
-                user_id: r.user_id,
-                origin: r.origin,
-                audience: r.audience,
-                claims: r.claims,
-                issued_at: rfc3339(r.issued_at),
-                expires_at: rfc3339(r.expires_at),
-            }))
+            Ok(
+                no_store(actix_web::http::StatusCode::OK).json(RedeemResponse {
+                    user_id: r.user_id,
+                    origin: r.origin,
+                    audience: r.audience,
+                    claims: r.claims,
+                    issued_at: rfc3339(r.issued_at),
+                    expires_at: rfc3339(r.expires_at),
+                }),
+            )
         }
         Err((e, outcome)) => {
             log_outcome(&caller, outcome);

@@ -130,8 +130,12 @@ mod tests {
     #[tokio::test]
     async fn entries_and_markers_expire() {
         let s = MemoryStore::new(10);
-        s.put_new("a", b"v", Duration::from_millis(30)).await.unwrap();
-        s.put_new("b", b"v", Duration::from_millis(30)).await.unwrap();
+        s.put_new("a", b"v", Duration::from_millis(30))
+            .await
+            .unwrap();
+        s.put_new("b", b"v", Duration::from_millis(30))
+            .await
+            .unwrap();
         assert_eq!(s.take("b").await.unwrap(), Taken::Value(b"v".to_vec()));
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert_eq!(s.take("a").await.unwrap(), Taken::Missing);
@@ -142,7 +146,9 @@ mod tests {
     #[tokio::test]
     async fn a_full_store_refuses_until_entries_expire() {
         let s = MemoryStore::new(2);
-        s.put_new("a", b"v", Duration::from_millis(30)).await.unwrap();
+        s.put_new("a", b"v", Duration::from_millis(30))
+            .await
+            .unwrap();
         s.put_new("b", b"v", LONG).await.unwrap();
         assert!(matches!(
             s.put_new("c", b"v", LONG).await,

@@ -128,8 +128,7 @@ impl TicketStore for RedisStore {
         // not run then, so sending it again cannot consume a ticket twice.
         let mut conn = self.conn.clone();
         let invocation = self.take.key(key);
-        let old: Option<Vec<u8>> =
-            within(self.timeout, invocation.invoke_async(&mut conn)).await?;
+        let old: Option<Vec<u8>> = within(self.timeout, invocation.invoke_async(&mut conn)).await?;
         Ok(match old {
             None => Taken::Missing,
             Some(mut v) if v.first() == Some(&USED_MARK) => {

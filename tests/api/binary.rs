@@ -1,0 +1,314 @@
+//! The real `wsticket` binary: CLI commands, `serve --dev`, and what it logs.
+
+use crate::helpers::*;
+use crate::redis_server::shared_url;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsticket");
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "wsticket-test-{}",
+        random_prefix().trim_end_matches(':')
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// A running `wsticket` process whose stderr is captured.
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    base: String,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("WSTICKET_CONFIG")
+            .env_remove("WSTICKET_REDIS_URL")
+            .env("WSTICKET_LISTEN", "127.0.0.1:0")
+            .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("wsticket binary runs");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let base = loop {
+            if let Some(addr) = log
+                .lock()
+                .unwrap()
+                .lines()
+                .find(|l| l.contains("wsticket listening"))
+                .and_then(|l| l.split("addr=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                break format!("http://{}", addr.trim_matches('"'));
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("wsticket exited with {status}:\n{}", log.lock().unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wsticket did not start:\n{}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Proc { child, log, base }
+    }
+
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Let the reader thread drain the pipe.
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.lock().unwrap().clone()
+    }
+}
+
+async fn post(base: &str, route: &str, key: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}{route}"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn serve_dev_runs_the_readme_walkthrough() {
+    use wsticket::config::{DEV_ISSUE_KEY, DEV_ORIGIN, DEV_REDEEM_KEY};
+    let p = Proc::spawn(&["serve", "--dev"], &[]);
+    let (status, minted) = post(
+        &p.base,
+        "/v1/tickets",
+        DEV_ISSUE_KEY,
+        json!({"user_id": "alice", "origin": DEV_ORIGIN, "claims": {"room": "42"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    let ticket = minted["ticket"].as_str().unwrap().to_owned();
+    assert!(ticket.starts_with("wst_dev_"));
+    let body = json!({"ticket": ticket, "origin": DEV_ORIGIN});
+    let (status, redeemed) =
+        post(&p.base, "/v1/tickets/redeem", DEV_REDEEM_KEY, body.clone()).await;
+    assert_eq!(status, 200, "{redeemed}");
+    assert_eq!(redeemed["user_id"], "alice");
+    let (status, again) = post(&p.base, "/v1/tickets/redeem", DEV_REDEEM_KEY, body).await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (409, Some("ticket_reused"))
+    );
+    let log = p.stop();
+    assert!(log.contains("NOT FOR PRODUCTION"), "{log}");
+}
+
+#[test]
+fn serve_dev_refuses_a_redis_url() {
+    let out = Command::new(BIN)
+        .args(["serve", "--dev"])
+        .env("WSTICKET_REDIS_URL", "redis://127.0.0.1:1/0")
+        .env("WSTICKET_LISTEN", "127.0.0.1:0")
+        .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("store.redis_url") && err.contains("--dev"),
+        "{err}"
+    );
+}
+
+#[test]
+fn keygen_prints_a_key_its_hash_and_a_secret() {
+    let out = Command::new(BIN).arg("keygen").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let value = |name: &str| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{text}"));
+        line.split('"').nth(1).unwrap().to_owned()
+    };
+    let key = value("api_key");
+    assert!(key.starts_with("wsk_") && key.len() == 4 + 43, "{key}");
+    assert_eq!(value("key_sha256"), wsticket::auth::key_sha256_hex(&key));
+    let secrets_line = text.lines().find(|l| l.starts_with("secrets")).unwrap();
+    let secret = secrets_line
+        .split("secret = \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(wsticket::crypto::ServerSecret::parse("k1", secret).is_ok());
+    // The printed snippet is valid configuration.
+    let config = format!(
+        "[store]\nredis_url = \"redis://127.0.0.1:1\"\n[tickets]\n{secrets_line}\n\
+         [[clients]]\nname = \"x\"\n{}\ncan = [\"issue\"]\n",
+        text.lines().find(|l| l.starts_with("key_sha256")).unwrap()
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(temp_file("keygen.toml", &config))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two runs, two keys.
+    let again = Command::new(BIN).arg("keygen").output().unwrap();
+    assert_ne!(String::from_utf8(again.stdout).unwrap(), text);
+}
+
+#[test]
+fn check_config_names_the_bad_field() {
+    let good = temp_file(
+        "good.toml",
+        "[tickets]\nallowed_origins = [\"https://app.example.com\"]\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+
+    let bad = temp_file("bad.toml", "[tickets]\nmax_ttl_secs = 100000\n");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tickets.max_ttl_secs"));
+
+    let missing = Command::new(BIN)
+        .args(["check-config", "--config", "/nonexistent/wsticket.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+/// A whole session at debug level for every crate (actix, redis, ...): the
+/// log must show what happened without a single credential in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_hold_no_ticket_key_or_secret() {
+    let prefix = random_prefix();
+    let config = base_config(Backend::Redis, Some(&shared_url()), &prefix, "");
+    let path = temp_file("logs.toml", &config);
+    let p = Proc::spawn(
+        &["--config", path.to_str().unwrap()],
+        &[("WSTICKET_LOG", "debug")],
+    );
+
+    let user = "logged-user-5e1f";
+    let (_, minted) = post(
+        &p.base,
+        "/v1/tickets",
+        ISSUER,
+        json!({"user_id": user, "origin": ORIGIN}),
+    )
+    .await;
+    let ticket = minted["ticket"].as_str().unwrap().to_owned();
+    let ok = json!({"ticket": ticket, "origin": ORIGIN});
+    assert_eq!(
+        post(&p.base, "/v1/tickets/redeem", REDEEMER, ok.clone())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&p.base, "/v1/tickets/redeem", REDEEMER, ok).await.0,
+        409
+    );
+    let (_, other) = post(
+        &p.base,
+        "/v1/tickets",
+        ISSUER,
+        json!({"user_id": user, "origin": ORIGIN}),
+    )
+    .await;
+    let other = other["ticket"].as_str().unwrap().to_owned();
+    let wrong = json!({"ticket": other, "origin": "https://evil.example.com"});
+    assert_eq!(
+        post(&p.base, "/v1/tickets/redeem", REDEEMER, wrong).await.0,
+        403
+    );
+    assert_eq!(
+        post(&p.base, "/v1/tickets", UNKNOWN_KEY, json!({})).await.0,
+        401
+    );
+    let bad = json!({"ticket": format!("{ticket}x")});
+    assert_eq!(
+        post(&p.base, "/v1/tickets/redeem", REDEEMER, bad).await.0,
+        400
+    );
+    // A ticket in a query string (as WebSocket URLs carry them).
+    let r = reqwest::get(format!("{}/healthz?ticket={ticket}", p.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    let log = p.stop();
+    for secret in [
+        ticket.as_str(),
+        &ticket[7..],
+        &other[7..],
+        ISSUER,
+        REDEEMER,
+        UNKNOWN_KEY,
+        &ISSUER[4..],
+        SECRET_K1,
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{secret:?} appears in the log:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("authorization"),
+        "a header was logged:\n{log}"
+    );
+    // And it does say what happened.
+    let reuse = log
+        .lines()
+        .find(|l| l.contains("ticket reused"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(reuse.contains(user), "{reuse}");
+    assert!(log.contains("route=/v1/tickets/redeem"), "{log}");
+    assert!(log.contains("status=409"), "{log}");
+}

@@ -1,0 +1,220 @@
+//! Redis-only behaviour against dedicated `redis-server` processes that the
+//! tests stop, pause and restart: fail closed, recover by itself, leave
+//! nothing readable behind.
+
+use crate::helpers::*;
+use crate::redis_server::{RedisServer, shared_url};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_closed_and_the_same_server_recovers() {
+    let redis = RedisServer::start();
+    let app = spawn_with(Backend::Redis, Some(&redis.url()), "").await;
+    let before = app.mint().await;
+    app.get("/readyz").await.expect(200, None);
+
+    let port = redis.stop();
+    app.mint_as(ISSUER, json!({"user_id": "a", "origin": ORIGIN}))
+        .await
+        .expect(503, Some("store_unavailable"));
+    app.redeem(&before, Some(ORIGIN))
+        .await
+        .expect(503, Some("store_unavailable"));
+    app.get("/readyz")
+        .await
+        .expect(503, Some("store_unavailable"));
+    app.get("/healthz").await.expect(200, None);
+    // A ticket under an unknown key id never reaches the store.
+    let other_kid = before.replacen("wst_k1_", "wst_k7_", 1);
+    app.redeem(&other_kid, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    // Malformed input is still a 400, not a 503.
+    app.redeem_as(REDEEMER, json!({"ticket": "nope"}))
+        .await
+        .expect(400, Some("invalid_request"));
+
+    // Same port, empty Redis: the running server reconnects by itself.
+    let _redis = RedisServer::start_on(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = app
+            .mint_as(ISSUER, json!({"user_id": "a", "origin": ORIGIN}))
+            .await;
+        if r.status == 201 {
+            break;
+        }
+        r.expect(503, Some("store_unavailable"));
+        assert!(Instant::now() < deadline, "no recovery within 15 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.get("/readyz").await.expect(200, None);
+    // What was minted before the restart is simply gone.
+    app.redeem(&before, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    let t = app.mint().await;
+    app.redeem(&t, Some(ORIGIN)).await.expect(200, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_gives_503_within_the_timeout_not_a_hang() {
+    let redis = RedisServer::start();
+    // command_timeout_ms = 300 in the test config.
+    let app = spawn_with(Backend::Redis, Some(&redis.url()), "").await;
+    let t = app.mint().await;
+    redis.pause();
+    let started = Instant::now();
+    app.redeem(&t, Some(ORIGIN))
+        .await
+        .expect(503, Some("store_unavailable"));
+    app.mint_as(ISSUER, json!({"user_id": "a", "origin": ORIGIN}))
+        .await
+        .expect(503, Some("store_unavailable"));
+    app.get("/readyz")
+        .await
+        .expect(503, Some("store_unavailable"));
+    let took = started.elapsed();
+    // Three requests, each bounded by the 300 ms timeout; a hang would hit
+    // the client's 15 s limit. Generous bound: CI machines are slow.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get("/readyz").await.status != 200 {
+        assert!(Instant::now() < deadline, "no recovery after SIGCONT");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The redeem that timed out may or may not have consumed the ticket: it
+    // is either gone (409) or still there once (200), never both.
+    let r = app.redeem(&t, Some(ORIGIN)).await;
+    assert!(r.status == 200 || r.status == 409, "{}", r.text);
+    if r.status == 200 {
+        app.redeem(&t, Some(ORIGIN))
+            .await
+            .expect(409, Some("ticket_reused"));
+    }
+}
+
+fn redis_dump(url: &str, prefix: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let client = redis::Client::open(url).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut con)
+        .unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let v: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut con).unwrap();
+            (k, v)
+        })
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_holds_nothing_readable() {
+    let url = shared_url();
+    let app = spawn_app(Backend::Redis).await;
+    let user = "user-7f3a9c-unmistakable";
+    let claim = "claim-value-b41d-unmistakable";
+    let t = app
+        .mint_with(json!({
+            "user_id": user,
+            "origin": "https://tenant-xyz.example.org",
+            "claims": {"marker": claim}
+        }))
+        .await;
+    let secrets = [
+        t.as_str(),
+        &t[7..],
+        user,
+        claim,
+        "tenant-xyz",
+        "marker",
+        ISSUER,
+        REDEEMER,
+        SECRET_K1,
+    ];
+    let check = |stage: &str| {
+        let dump = redis_dump(&url, &app.prefix);
+        assert_eq!(dump.len(), 1, "{stage}: one key per ticket");
+        for (k, v) in &dump {
+            assert!(k.starts_with(format!("{}t:", app.prefix).as_bytes()));
+            for s in secrets {
+                assert!(
+                    !contains(k, s) && !contains(v, s),
+                    "{stage}: {s:?} readable in Redis"
+                );
+            }
+        }
+    };
+    check("after mint");
+    app.redeem(&t, Some("https://tenant-xyz.example.org"))
+        .await
+        .expect(200, None);
+    check("after redeem");
+    // Unknown tickets create no key.
+    for _ in 0..5 {
+        app.redeem("wst_k1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", None)
+            .await
+            .expect(404, Some("ticket_invalid"));
+    }
+    check("after unknown redeems");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_or_moved_values_do_not_redeem() {
+    let url = shared_url();
+    let app = spawn_app(Backend::Redis).await;
+    let a = app.mint().await;
+    let b = app.mint().await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let dump = redis_dump(&url, &app.prefix);
+    assert_eq!(dump.len(), 2);
+    let (k0, v0) = &dump[0];
+    let (k1, v1) = &dump[1];
+    // Swap the two values: each key now holds the other ticket's payload.
+    let _: () = redis::cmd("SET")
+        .arg(k0)
+        .arg(v1)
+        .arg("KEEPTTL")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(k1)
+        .arg(v0)
+        .arg("KEEPTTL")
+        .query(&mut con)
+        .unwrap();
+    app.redeem(&a, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    app.redeem(&b, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+
+    // A flipped byte in a fresh value.
+    let c = app.mint().await;
+    let dump = redis_dump(&url, &app.prefix);
+    let (k, v) = dump
+        .iter()
+        .find(|(_, v)| v.first() == Some(&1))
+        .expect("the unredeemed value");
+    let mut bad = v.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x01;
+    let _: () = redis::cmd("SET")
+        .arg(k)
+        .arg(bad)
+        .arg("KEEPTTL")
+        .query(&mut con)
+        .unwrap();
+    app.redeem(&c, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+}
