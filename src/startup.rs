@@ -41,6 +41,9 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         warn_about(&settings);
+        // rediss:// uses rustls, which needs one process-wide crypto provider;
+        // a second install (tests build many apps) is a harmless no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let store = match &settings.store.backend {
             StoreBackend::Memory { max_entries } => Store::Memory(MemoryStore::new(*max_entries)),
             StoreBackend::Redis(r) => {

@@ -312,3 +312,129 @@ async fn debug_logs_hold_no_ticket_key_or_secret() {
     assert!(log.contains("route=/v1/tickets/redeem"), "{log}");
     assert!(log.contains("status=409"), "{log}");
 }
+
+/// A CA and a `localhost` certificate signed by it, as PEM files.
+fn tls_files() -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    (
+        temp_file("ca.pem", &ca.pem()),
+        temp_file("redis.pem", &leaf.pem()),
+        temp_file("redis.key", &leaf_key.serialize_pem()),
+    )
+}
+
+/// `rediss://`: TLS to Redis with the certificate verified against the
+/// system trust store (here `SSL_CERT_FILE`); an untrusted certificate fails
+/// closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_connects_with_a_trusted_certificate_and_fails_closed_without() {
+    let (ca, cert, key) = tls_files();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = KillOnDrop(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "TLS redis-server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let prefix = random_prefix();
+    let url = format!("rediss://localhost:{port}/0");
+    let config = base_config(Backend::Redis, Some(&url), &prefix, "");
+    let path = temp_file("tls.toml", &config);
+
+    let trusted = Proc::spawn(
+        &["--config", path.to_str().unwrap()],
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    let (status, minted) = post(
+        &trusted.base,
+        "/v1/tickets",
+        ISSUER,
+        json!({"user_id": "a", "origin": ORIGIN}),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    let body = json!({"ticket": minted["ticket"], "origin": ORIGIN});
+    assert_eq!(
+        post(&trusted.base, "/v1/tickets/redeem", REDEEMER, body.clone())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&trusted.base, "/v1/tickets/redeem", REDEEMER, body)
+            .await
+            .0,
+        409
+    );
+    trusted.stop();
+
+    // The server's certificate is not trusted: no connection, every store
+    // operation is a 503.
+    let untrusted = Proc::spawn(
+        &["--config", path.to_str().unwrap()],
+        &[("SSL_CERT_FILE", cert.to_str().unwrap())],
+    );
+    let (status, body) = post(
+        &untrusted.base,
+        "/v1/tickets",
+        ISSUER,
+        json!({"user_id": "a", "origin": ORIGIN}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("store_unavailable"))
+    );
+    let ready = reqwest::get(format!("{}/readyz", untrusted.base))
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    untrusted.stop();
+    drop(redis);
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
