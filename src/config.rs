@@ -3,6 +3,8 @@
 //! stops start-up with a message that names the field; a message never
 //! repeats a secret.
 
+use crate::auth::forward::{ForwardMethod, ForwardSettings};
+use crate::auth::jwt::{self, Family, JwtSettings, KeySource, VerifyingKey};
 use crate::auth::{ApiClient, Permission, key_sha256_hex};
 use crate::crypto::{Keyring, ServerSecret};
 use crate::domain::{Audience, Origin, OriginAllowlist};
@@ -55,6 +57,47 @@ struct RawConfig {
     tickets: RawTickets,
     #[serde(default)]
     clients: Vec<RawClient>,
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    jwt: Option<RawJwt>,
+    forward: Option<RawForward>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    issuer: Option<String>,
+    audience: Option<String>,
+    algorithms: Vec<String>,
+    jwks_url: Option<String>,
+    jwks_file: Option<PathBuf>,
+    public_key_pem: Option<String>,
+    public_key_file: Option<PathBuf>,
+    hs_secret: Option<String>,
+    hs_secret_file: Option<PathBuf>,
+    user_claim: Option<String>,
+    copy_claims: Option<Vec<String>>,
+    leeway_secs: Option<u64>,
+    jwks_refresh_secs: Option<u64>,
+    jwks_min_refetch_secs: Option<u64>,
+    audiences: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    url: String,
+    method: Option<String>,
+    forward_headers: Option<Vec<String>>,
+    user_pointer: Option<String>,
+    claims_pointer: Option<String>,
+    timeout_ms: Option<u64>,
+    audiences: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +150,8 @@ pub struct Settings {
     pub store: StoreSettings,
     pub tickets: TicketSettings,
     pub clients: Vec<ApiClient>,
+    pub jwt: Option<JwtSettings>,
+    pub forward: Option<ForwardSettings>,
     /// `serve --dev`: the demo set-up, never for production.
     pub dev_mode: bool,
 }
@@ -266,12 +311,24 @@ impl Settings {
                 clients.push(c);
             }
         }
+        let jwt = raw
+            .auth
+            .jwt
+            .map(|j| jwt_settings(j, env, &tickets.audiences))
+            .transpose()?;
+        let forward = raw
+            .auth
+            .forward
+            .map(|f| forward_settings(f, &tickets.audiences))
+            .transpose()?;
         Ok(Settings {
             listen,
             admin_listen,
             store,
             tickets,
             clients,
+            jwt,
+            forward,
             dev_mode: dev,
         })
     }
@@ -452,6 +509,221 @@ fn ticket_settings(
     })
 }
 
+/// An optional list of configured audiences, as a set.
+fn audience_set(
+    field: &str,
+    list: Option<Vec<String>>,
+    known: &[Audience],
+) -> Result<Option<std::sync::Arc<HashSet<Audience>>>, ConfigError> {
+    let Some(list) = list else { return Ok(None) };
+    let set = list
+        .iter()
+        .map(|a| {
+            let a = Audience::parse(a).map_err(|e| err(field, e))?;
+            if !known.contains(&a) {
+                return Err(err(
+                    field,
+                    format!("{:?} is not one of tickets.audiences", a.as_ref()),
+                ));
+            }
+            Ok(a)
+        })
+        .collect::<Result<HashSet<_>, _>>()?;
+    Ok(Some(std::sync::Arc::new(set)))
+}
+
+fn jwt_settings(
+    raw: RawJwt,
+    env: &dyn Env,
+    audiences: &[Audience],
+) -> Result<JwtSettings, ConfigError> {
+    let f = |name: &str| format!("auth.jwt.{name}");
+    if raw.algorithms.is_empty() {
+        return Err(err(
+            f("algorithms"),
+            "name at least one algorithm, e.g. [\"RS256\"]",
+        ));
+    }
+    let algorithms = raw
+        .algorithms
+        .iter()
+        .map(|a| jwt::parse_algorithm(a).map_err(|e| err(f("algorithms"), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let families: HashSet<Family> = algorithms.iter().map(|a| jwt::family(*a)).collect();
+    let hs_secret = env
+        .var("WSTICKET_AUTH_JWT_HS_SECRET")
+        .map(Ok)
+        .or_else(|| {
+            raw.hs_secret_file
+                .as_ref()
+                .map(|p| read_file(&f("hs_secret_file"), p))
+        })
+        .transpose()?
+        .or(raw.hs_secret);
+    let pem = match (raw.public_key_pem, &raw.public_key_file) {
+        (Some(p), None) => Some(p),
+        (None, Some(path)) => Some(read_file(&f("public_key_file"), path)?),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(err(
+                f("public_key_pem"),
+                "set public_key_pem or public_key_file, not both",
+            ));
+        }
+    };
+    let sources = [
+        raw.jwks_url.is_some(),
+        raw.jwks_file.is_some(),
+        pem.is_some(),
+        hs_secret.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err(err(
+            "auth.jwt",
+            "set exactly one key source: jwks_url, jwks_file, public_key_pem/public_key_file or hs_secret/hs_secret_file",
+        ));
+    }
+    let hmac = families.contains(&Family::Hmac);
+    if hmac && (hs_secret.is_none() || families.len() > 1) {
+        // An HMAC algorithm beside public keys is the algorithm-confusion
+        // attack waiting to happen.
+        return Err(err(
+            f("algorithms"),
+            "HS256/384/512 go only with hs_secret, and never beside RSA/EC/EdDSA algorithms",
+        ));
+    }
+    let keys = if let Some(url) = raw.jwks_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(err(f("jwks_url"), "must be an http(s) URL"));
+        }
+        KeySource::JwksUrl(url)
+    } else if let Some(path) = &raw.jwks_file {
+        let text = read_file(&f("jwks_file"), path)?;
+        let keys = jwt::parse_jwks(text.as_bytes()).map_err(|e| err(f("jwks_file"), e))?;
+        if keys.is_empty() {
+            return Err(err(f("jwks_file"), "holds no usable signature key"));
+        }
+        KeySource::Static(keys)
+    } else if let Some(pem) = pem {
+        if families.len() != 1 {
+            return Err(err(
+                f("algorithms"),
+                "one public key verifies one family of algorithms",
+            ));
+        }
+        let family = *families.iter().next().unwrap_or(&Family::Rsa);
+        KeySource::Static(vec![
+            VerifyingKey::pem(pem.as_bytes(), family).map_err(|e| err(f("public_key_pem"), e))?,
+        ])
+    } else {
+        let secret = hs_secret.unwrap_or_default();
+        if !hmac {
+            return Err(err(
+                f("hs_secret"),
+                "an HMAC secret needs HS256, HS384 or HS512 in algorithms",
+            ));
+        }
+        KeySource::Static(vec![
+            VerifyingKey::hmac(secret.as_bytes()).map_err(|e| err(f("hs_secret"), e))?,
+        ])
+    };
+    let leeway_secs = raw.leeway_secs.unwrap_or(30);
+    if leeway_secs > 300 {
+        return Err(err(f("leeway_secs"), "at most 300"));
+    }
+    let refresh = raw.jwks_refresh_secs.unwrap_or(300);
+    if !(30..=86_400).contains(&refresh) {
+        return Err(err(f("jwks_refresh_secs"), "between 30 and 86400"));
+    }
+    let min_refetch = raw
+        .jwks_min_refetch_secs
+        .unwrap_or(jwt::MIN_REFETCH_INTERVAL.as_secs());
+    if !(1..=3600).contains(&min_refetch) {
+        return Err(err(f("jwks_min_refetch_secs"), "between 1 and 3600"));
+    }
+    Ok(JwtSettings {
+        min_refetch: Duration::from_secs(min_refetch),
+        issuer: raw.issuer,
+        audience: raw.audience,
+        algorithms,
+        keys,
+        user_claim: raw.user_claim.unwrap_or_else(|| "sub".into()),
+        copy_claims: raw.copy_claims.unwrap_or_default(),
+        leeway_secs,
+        refresh_every: Duration::from_secs(refresh),
+        audiences: audience_set(&f("audiences"), raw.audiences, audiences)?,
+    })
+}
+
+fn json_pointer(field: &str, p: String) -> Result<String, ConfigError> {
+    if p.starts_with('/') {
+        Ok(p)
+    } else {
+        Err(err(
+            field,
+            "a JSON pointer starts with / (e.g. \"/user_id\")",
+        ))
+    }
+}
+
+fn forward_settings(
+    raw: RawForward,
+    audiences: &[Audience],
+) -> Result<ForwardSettings, ConfigError> {
+    let f = |name: &str| format!("auth.forward.{name}");
+    if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+        return Err(err(f("url"), "must be an http(s) URL"));
+    }
+    let method = match raw
+        .method
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("GET") => ForwardMethod::Get,
+        Some("POST") => ForwardMethod::Post,
+        Some(_) => return Err(err(f("method"), "GET or POST")),
+    };
+    let forward_headers = raw
+        .forward_headers
+        .unwrap_or_else(|| vec!["authorization".into(), "cookie".into()])
+        .into_iter()
+        .map(|h| {
+            let h = h.to_ascii_lowercase();
+            let valid = !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let hop =
+                ["host", "content-length", "transfer-encoding", "connection"].contains(&h.as_str());
+            if valid && !hop {
+                Ok(h)
+            } else {
+                Err(err(
+                    f("forward_headers"),
+                    format!("{h:?} cannot be forwarded"),
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout_ms = raw.timeout_ms.unwrap_or(2000);
+    if !(1..=60_000).contains(&timeout_ms) {
+        return Err(err(f("timeout_ms"), "between 1 and 60000"));
+    }
+    Ok(ForwardSettings {
+        url: raw.url,
+        method,
+        forward_headers,
+        user_pointer: json_pointer(
+            &f("user_pointer"),
+            raw.user_pointer.unwrap_or_else(|| "/user_id".into()),
+        )?,
+        claims_pointer: raw
+            .claims_pointer
+            .map(|p| json_pointer(&f("claims_pointer"), p))
+            .transpose()?,
+        timeout: Duration::from_millis(timeout_ms),
+        audiences: audience_set(&f("audiences"), raw.audiences, audiences)?,
+    })
+}
+
 fn client(i: usize, raw: RawClient, audiences: &[Audience]) -> Result<ApiClient, ConfigError> {
     let field = |name: &str| format!("clients[{i}].{name}");
     if raw.name.is_empty() || raw.name.len() > 64 || raw.name.chars().any(char::is_control) {
@@ -589,6 +861,73 @@ mod tests {
         let e = load("[tickets]\nsecrets = [{ id = \"k1\", secret = \"SUPERSECRETVALUE\" }]")
             .unwrap_err();
         assert!(!e.to_string().contains("SUPERSECRETVALUE"), "{e}");
+    }
+
+    #[test]
+    fn auth_sections_are_checked() {
+        let pem = "tests/fixtures/jwt/rsa1.pub.pem";
+        let cases = [
+            (
+                "[auth.jwt]\nalgorithms = []\nhs_secret = \"x\"",
+                "auth.jwt.algorithms",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"none\"]\nhs_secret = \"x\"",
+                "auth.jwt.algorithms",
+            ),
+            ("[auth.jwt]\nalgorithms = [\"RS256\"]", "auth.jwt"),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret = \"0123456789abcdef0123456789abcdef\"\njwks_url = \"https://x\"",
+                "auth.jwt",
+            ),
+            // HMAC beside an asymmetric family: the confusion attack.
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\", \"RS256\"]\njwks_url = \"https://x/jwks\"",
+                "auth.jwt.algorithms",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret = \"short\"",
+                "auth.jwt.hs_secret",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\nhs_secret = \"0123456789abcdef0123456789abcdef\"",
+                "auth.jwt.hs_secret",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"ES256\"]\npublic_key_pem = \"junk\"",
+                "auth.jwt.public_key_pem",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks_url = \"ftp://x\"",
+                "auth.jwt.jwks_url",
+            ),
+            ("[auth.forward]\nurl = \"django:8000\"", "auth.forward.url"),
+            (
+                "[auth.forward]\nurl = \"http://x\"\nmethod = \"PUT\"",
+                "auth.forward.method",
+            ),
+            (
+                "[auth.forward]\nurl = \"http://x\"\nforward_headers = [\"host\"]",
+                "auth.forward.forward_headers",
+            ),
+            (
+                "[auth.forward]\nurl = \"http://x\"\nuser_pointer = \"user_id\"",
+                "auth.forward.user_pointer",
+            ),
+            (
+                "[auth.forward]\nurl = \"http://x\"\naudiences = [\"nope\"]",
+                "auth.forward.audiences",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = load(text).unwrap_err();
+            assert_eq!(e.field, field, "{text}: {e}");
+        }
+        let ok = format!(
+            "[auth.jwt]\nalgorithms = [\"RS256\", \"PS256\"]\npublic_key_file = \"{pem}\"\n[auth.forward]\nurl = \"http://django:8000/api/whoami/\""
+        );
+        let s = load(&ok).unwrap();
+        assert!(s.jwt.is_some() && s.forward.is_some());
     }
 
     #[test]

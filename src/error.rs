@@ -39,6 +39,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("store unavailable")]
     StoreUnavailable,
+    #[error("authentication unavailable")]
+    AuthUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -68,6 +70,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::AuthUnavailable => "auth_unavailable",
             ApiError::Internal => "internal",
         }
     }
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::StoreUnavailable => "Store unavailable",
+            ApiError::AuthUnavailable => "Authentication unavailable",
             ApiError::Internal => "Internal error",
         }
     }
@@ -114,6 +118,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "the request body must be application/json".into(),
             ApiError::StoreUnavailable => {
                 "the ticket store did not answer in time; nothing was issued or accepted".into()
+            }
+            ApiError::AuthUnavailable => {
+                "the identity provider or forward-auth endpoint did not answer usably; try again"
+                    .into()
             }
             ApiError::Internal => "unexpected error".into(),
         }
@@ -144,7 +152,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable | ApiError::AuthUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

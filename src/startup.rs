@@ -3,13 +3,16 @@
 //! one start-up path.
 
 use crate::auth::Authenticator;
+use crate::auth::forward::ForwardAuth;
+use crate::auth::jwt::JwtVerifier;
 use crate::config::{Settings, StoreBackend};
 use crate::metrics::{Metrics, method_label};
-use crate::routes::{self, ADMIN_ROUTES, API_ROUTES};
+use crate::routes::{self, ADMIN_ROUTES, API_ROUTES, cors};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::tickets::TicketService;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, Service, ServiceResponse};
+use actix_web::http::header;
 use actix_web::{App, HttpServer, web};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
@@ -30,6 +33,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Store(String),
+    #[error("{0}")]
+    Auth(String),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -41,9 +46,7 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         warn_about(&settings);
-        // rediss:// uses rustls, which needs one process-wide crypto provider;
-        // a second install (tests build many apps) is a harmless no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::ensure_crypto_provider();
         let store = match &settings.store.backend {
             StoreBackend::Memory { max_entries } => Store::Memory(MemoryStore::new(*max_entries)),
             StoreBackend::Redis(r) => {
@@ -56,7 +59,23 @@ impl Application {
             store,
             settings.store.key_prefix,
         ));
-        let auth = web::Data::new(Authenticator::new(settings.clients));
+        let mut auth = Authenticator::new(settings.clients);
+        if let Some(jwt) = settings.jwt {
+            let verifier = JwtVerifier::new(jwt).map_err(StartupError::Auth)?;
+            match verifier.refresh().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(keys = n, "JWKS loaded"),
+                // Keep starting: JWT callers get 503 auth_unavailable until
+                // the identity provider answers.
+                Err(e) => tracing::warn!(error = %e, "JWKS not loaded at start; will retry"),
+            }
+            verifier.spawn_refresh();
+            auth = auth.with_jwt(verifier);
+        }
+        if let Some(forward) = settings.forward {
+            auth = auth.with_forward(ForwardAuth::new(forward).map_err(StartupError::Auth)?);
+        }
+        let auth = web::Data::new(auth);
         let metrics = web::Data::new(Metrics::new()?);
 
         let listener = bind(settings.listen)?;
@@ -75,9 +94,22 @@ impl Application {
         let api_metrics = metrics.clone();
         let server = HttpServer::new(move || {
             let m = api_metrics.clone();
+            let svc = tickets.clone();
             App::new()
                 .app_data(tickets.clone())
                 .app_data(auth.clone())
+                .wrap_fn(move |req, srv| {
+                    let svc = svc.clone();
+                    let origin = req.headers().get(header::ORIGIN).cloned();
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        if res.request().match_pattern().as_deref() == Some(cors::CORS_ROUTE) {
+                            cors::decorate(&svc, origin.as_ref(), res.headers_mut());
+                        }
+                        Ok(res)
+                    }
+                })
                 .wrap_fn(move |req, srv| {
                     let m = m.clone();
                     let started = Instant::now();

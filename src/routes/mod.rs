@@ -2,6 +2,7 @@
 //! built from the table and the OpenAPI test compares the table with
 //! `openapi.yaml`, so the two cannot drift apart silently.
 
+pub mod cors;
 mod health;
 mod json;
 mod metrics;
@@ -24,6 +25,15 @@ pub const API_ROUTES: &[RouteDef] = &[
         method: "POST",
         path: "/v1/tickets",
         route: || web::post().to(tickets::mint),
+    },
+    RouteDef {
+        method: "OPTIONS",
+        path: "/v1/tickets",
+        route: || {
+            web::route()
+                .method(actix_web::http::Method::OPTIONS)
+                .to(cors::preflight)
+        },
     },
     RouteDef {
         method: "POST",

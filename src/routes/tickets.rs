@@ -1,12 +1,12 @@
 //! `POST /v1/tickets` and `POST /v1/tickets/redeem`.
 
 use super::json::JsonBody;
-use crate::auth::{Caller, Permission};
+use crate::auth::{Caller, KeyCaller, Permission};
 use crate::domain::{Audience, Origin, OriginError, Ticket, UserId};
 use crate::error::ApiError;
 use crate::tickets::{MintInput, Outcome, TicketService};
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue, ORIGIN};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::SystemTime;
@@ -56,29 +56,79 @@ fn no_store(status: actix_web::http::StatusCode) -> actix_web::HttpResponseBuild
     res
 }
 
+/// An origin a ticket may be minted for: well-formed and allowed.
+fn allowed_origin(svc: &TicketService, raw: &str) -> Result<Origin, ApiError> {
+    let origin = Origin::parse(raw).map_err(|e| match e {
+        OriginError::Opaque => ApiError::OriginNotAllowed,
+        OriginError::Malformed(_) => ApiError::invalid(e.to_string()),
+    })?;
+    if !svc.policy().allowed_origins.allows(&origin) {
+        return Err(ApiError::OriginNotAllowed);
+    }
+    Ok(origin)
+}
+
+/// Who a ticket is for, where it may be used, what it carries.
+type Subject = (UserId, Option<Origin>, Map<String, Value>);
+
+/// Who the ticket is for, where it may be used and what it carries:
+/// from the body for API-key callers, from the credential and the browser's
+/// `Origin` header for frontend callers.
+fn subject(
+    svc: &TicketService,
+    caller: &Caller,
+    origin_header: Option<&str>,
+    body: &mut MintBody,
+) -> Result<Subject, ApiError> {
+    match caller {
+        Caller::Client(_) => {
+            let user = UserId::parse(
+                body.user_id
+                    .take()
+                    .ok_or_else(|| ApiError::invalid("missing field `user_id`"))?,
+            )
+            .map_err(ApiError::invalid)?;
+            let origin = match body.origin.as_deref() {
+                Some(raw) => Some(allowed_origin(svc, raw)?),
+                None if svc.policy().allow_originless => None,
+                None => return Err(ApiError::invalid("missing field `origin`")),
+            };
+            Ok((user, origin, body.claims.take().unwrap_or_default()))
+        }
+        Caller::Frontend(f) => {
+            if body.user_id.is_some() {
+                return Err(ApiError::invalid(
+                    "user_id is not accepted from browser callers: the user comes from the credential",
+                ));
+            }
+            if body.claims.is_some() {
+                return Err(ApiError::invalid(
+                    "claims are not accepted from browser callers: they come from the credential",
+                ));
+            }
+            let header = origin_header
+                .ok_or_else(|| ApiError::invalid("browser callers must send an Origin header"))?;
+            let origin = allowed_origin(svc, header)?;
+            if let Some(raw) = body.origin.as_deref()
+                && Origin::parse(raw).ok().as_ref() != Some(&origin)
+            {
+                return Err(ApiError::invalid("origin must equal the Origin header"));
+            }
+            Ok((f.user.clone(), Some(origin), f.claims.clone()))
+        }
+    }
+}
+
 /// Body → domain types, against the policy. Order: who the ticket is for,
 /// where it may be used, which service, how long, what it carries.
-fn mint_input(svc: &TicketService, caller: &Caller, body: MintBody) -> Result<MintInput, ApiError> {
+fn mint_input(
+    svc: &TicketService,
+    caller: &Caller,
+    origin_header: Option<&str>,
+    mut body: MintBody,
+) -> Result<MintInput, ApiError> {
     let policy = svc.policy();
-    let user = UserId::parse(
-        body.user_id
-            .ok_or_else(|| ApiError::invalid("missing field `user_id`"))?,
-    )
-    .map_err(ApiError::invalid)?;
-    let origin = match body.origin {
-        Some(raw) => {
-            let origin = Origin::parse(&raw).map_err(|e| match e {
-                OriginError::Opaque => ApiError::OriginNotAllowed,
-                OriginError::Malformed(_) => ApiError::invalid(e.to_string()),
-            })?;
-            if !policy.allowed_origins.allows(&origin) {
-                return Err(ApiError::OriginNotAllowed);
-            }
-            Some(origin)
-        }
-        None if policy.allow_originless => None,
-        None => return Err(ApiError::invalid("missing field `origin`")),
-    };
+    let (user, origin, claims) = subject(svc, caller, origin_header, &mut body)?;
     let audience = match body.audience {
         Some(a) => Audience::parse(&a).map_err(ApiError::invalid)?,
         None => policy.default_audience.clone(),
@@ -100,7 +150,6 @@ fn mint_input(svc: &TicketService, caller: &Caller, body: MintBody) -> Result<Mi
             policy.max_ttl_secs
         )));
     }
-    let claims = body.claims.unwrap_or_default();
     let claims_len = serde_json::to_vec(&claims)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -120,12 +169,14 @@ fn mint_input(svc: &TicketService, caller: &Caller, body: MintBody) -> Result<Mi
 }
 
 pub async fn mint(
+    req: HttpRequest,
     caller: Caller,
     svc: web::Data<TicketService>,
     body: JsonBody<MintBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::Issue)?;
-    let input = mint_input(&svc, &caller, body.0)?;
+    let origin_header = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok());
+    let input = mint_input(&svc, &caller, origin_header, body.0)?;
     let minted = svc.mint(input).await?;
     Ok(
         no_store(actix_web::http::StatusCode::CREATED).json(MintResponse {
@@ -138,7 +189,7 @@ pub async fn mint(
 }
 
 pub async fn redeem(
-    caller: Caller,
+    KeyCaller(caller): KeyCaller,
     svc: web::Data<TicketService>,
     body: JsonBody<RedeemBody>,
 ) -> Result<HttpResponse, ApiError> {

@@ -87,8 +87,14 @@ impl Proc {
     }
 }
 
+/// The test process's own HTTP client (rustls needs its provider first).
+fn http() -> reqwest::Client {
+    wsticket::tls::ensure_crypto_provider();
+    reqwest::Client::new()
+}
+
 async fn post(base: &str, route: &str, key: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
+    let r = http()
         .post(format!("{base}{route}"))
         .bearer_auth(key)
         .json(&body)
@@ -278,7 +284,9 @@ async fn debug_logs_hold_no_ticket_key_or_secret() {
         400
     );
     // A ticket in a query string (as WebSocket URLs carry them).
-    let r = reqwest::get(format!("{}/healthz?ticket={ticket}", p.base))
+    let r = http()
+        .get(format!("{}/healthz?ticket={ticket}", p.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -422,7 +430,9 @@ async fn rediss_connects_with_a_trusted_certificate_and_fails_closed_without() {
         (status, body["code"].as_str()),
         (503, Some("store_unavailable"))
     );
-    let ready = reqwest::get(format!("{}/readyz", untrusted.base))
+    let ready = http()
+        .get(format!("{}/readyz", untrusted.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(ready.status().as_u16(), 503);

@@ -156,10 +156,13 @@ pub async fn spawn_toml(text: &str, prefix: String) -> TestApp {
         base,
         admin,
         prefix,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .expect("reqwest client"),
+        http: {
+            wsticket::tls::ensure_crypto_provider();
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .expect("reqwest client")
+        },
     }
 }
 

@@ -95,8 +95,8 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         r.expect(404, Some("not_found"));
     }
     for (method, path, allow) in [
-        ("GET", "/v1/tickets", "POST"),
-        ("PUT", "/v1/tickets", "POST"),
+        ("GET", "/v1/tickets", "POST, OPTIONS"),
+        ("PUT", "/v1/tickets", "POST, OPTIONS"),
         ("DELETE", "/v1/tickets/redeem", "POST"),
         ("POST", "/healthz", "GET"),
         ("POST", "/readyz", "GET"),

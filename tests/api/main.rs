@@ -3,6 +3,7 @@
 //! Redis (`WSTICKET_TEST_REDIS_URL`, or a `redis-server` it starts itself).
 
 mod binary;
+mod frontend;
 mod helpers;
 mod http_edge;
 mod openapi;
