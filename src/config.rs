@@ -51,6 +51,8 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
 struct RawConfig {
     listen: Option<String>,
     admin_listen: Option<String>,
+    shutdown_grace_secs: Option<u64>,
+    shutdown_delay_secs: Option<u64>,
     #[serde(default)]
     store: RawStore,
     #[serde(default)]
@@ -136,7 +138,8 @@ struct RawSecret {
 #[serde(deny_unknown_fields)]
 struct RawClient {
     name: String,
-    key_sha256: String,
+    key_sha256: Option<String>,
+    key_sha256_file: Option<PathBuf>,
     can: Vec<String>,
     audiences: Option<Vec<String>>,
 }
@@ -147,6 +150,10 @@ struct RawClient {
 pub struct Settings {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// How long to keep serving (readyz 503) after SIGTERM before draining.
+    pub shutdown_delay: Duration,
     pub store: StoreSettings,
     pub tickets: TicketSettings,
     pub clients: Vec<ApiClient>,
@@ -270,6 +277,14 @@ impl Settings {
             .or(raw.admin_listen)
             .unwrap_or_else(|| "127.0.0.1:9102".into());
         let admin_listen = socket_addr("admin_listen", &admin_listen)?;
+        let shutdown_grace_secs = raw.shutdown_grace_secs.unwrap_or(10);
+        if !(1..=300).contains(&shutdown_grace_secs) {
+            return Err(err("shutdown_grace_secs", "must be between 1 and 300"));
+        }
+        let shutdown_delay_secs = raw.shutdown_delay_secs.unwrap_or(0);
+        if shutdown_delay_secs > 60 {
+            return Err(err("shutdown_delay_secs", "must be at most 60"));
+        }
 
         let store = store_settings(raw.store, env)?;
         if dev && matches!(store.backend, StoreBackend::Redis(_)) {
@@ -324,6 +339,8 @@ impl Settings {
         Ok(Settings {
             listen,
             admin_listen,
+            shutdown_grace: Duration::from_secs(shutdown_grace_secs),
+            shutdown_delay: Duration::from_secs(shutdown_delay_secs),
             store,
             tickets,
             clients,
@@ -757,7 +774,20 @@ fn client(i: usize, raw: RawClient, audiences: &[Audience]) -> Result<ApiClient,
                 .collect::<Result<HashSet<_>, _>>()?,
         ),
     };
-    ApiClient::new(raw.name, &raw.key_sha256, can, allowed).map_err(|e| err(field("key_sha256"), e))
+    let (hash_field, hash) = match (raw.key_sha256, &raw.key_sha256_file) {
+        (Some(h), None) => (field("key_sha256"), h),
+        (None, Some(p)) => (
+            field("key_sha256_file"),
+            read_file(&field("key_sha256_file"), p)?,
+        ),
+        _ => {
+            return Err(err(
+                field("key_sha256"),
+                "set exactly one of key_sha256 and key_sha256_file",
+            ));
+        }
+    };
+    ApiClient::new(raw.name, &hash, can, allowed).map_err(|e| err(hash_field, e))
 }
 
 #[cfg(test)]

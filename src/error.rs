@@ -41,6 +41,8 @@ pub enum ApiError {
     StoreUnavailable,
     #[error("authentication unavailable")]
     AuthUnavailable,
+    #[error("shutting down")]
+    ShuttingDown,
     #[error("internal error")]
     Internal,
 }
@@ -71,6 +73,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::StoreUnavailable => "store_unavailable",
             ApiError::AuthUnavailable => "auth_unavailable",
+            ApiError::ShuttingDown => "shutting_down",
             ApiError::Internal => "internal",
         }
     }
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::StoreUnavailable => "Store unavailable",
             ApiError::AuthUnavailable => "Authentication unavailable",
+            ApiError::ShuttingDown => "Shutting down",
             ApiError::Internal => "Internal error",
         }
     }
@@ -123,6 +127,7 @@ impl ApiError {
                 "the identity provider or forward-auth endpoint did not answer usably; try again"
                     .into()
             }
+            ApiError::ShuttingDown => "this instance is draining before it stops".into(),
             ApiError::Internal => "unexpected error".into(),
         }
     }
@@ -152,7 +157,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::StoreUnavailable | ApiError::AuthUnavailable => {
+            ApiError::StoreUnavailable | ApiError::AuthUnavailable | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

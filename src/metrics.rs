@@ -1,32 +1,162 @@
-//! Prometheus metrics, served on the admin listener. Labels are bounded: the
-//! route is the matched pattern (never the raw path), the method one of a
-//! fixed set, the status a number.
+//! Prometheus metrics, served on the admin listener.
+//!
+//! Every label is bounded: routes are matched patterns (never a raw path),
+//! methods and statuses come from fixed tables, audiences from the
+//! configuration (anything else is `unknown`), outcomes, reasons, store
+//! operations and error kinds are our own constants. No user, ticket, key or
+//! origin is ever a label.
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use crate::domain::Audience;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// 0.5 ms … 1 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
 
 pub struct Metrics {
     registry: Registry,
+    audiences: HashSet<String>,
+    tickets_issued: IntCounterVec,
+    redemptions: IntCounterVec,
     http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    store_duration: HistogramVec,
+    store_errors: IntCounterVec,
+    auth_failures: IntCounterVec,
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<HistogramVec, prometheus::Error> {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
+    /// `audiences`: the configured ones, the only audience label values.
+    pub fn new(audiences: &[Audience]) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let http_requests = IntCounterVec::new(
-            Opts::new("wsticket_http_requests_total", "HTTP requests answered"),
-            &["route", "method", "status"],
-        )?;
-        registry.register(Box::new(http_requests.clone()))?;
-        Ok(Metrics {
+        let m = Metrics {
+            audiences: audiences.iter().map(|a| a.as_ref().to_owned()).collect(),
+            tickets_issued: counter(
+                &registry,
+                "wsticket_tickets_issued_total",
+                "Tickets minted and stored",
+                &["audience"],
+            )?,
+            redemptions: counter(
+                &registry,
+                "wsticket_redemptions_total",
+                "Redeem attempts by outcome (reused: a redeemed ticket was presented again)",
+                &["audience", "outcome"],
+            )?,
+            http_requests: counter(
+                &registry,
+                "wsticket_http_requests_total",
+                "HTTP requests answered",
+                &["route", "method", "status"],
+            )?,
+            http_duration: histogram(
+                &registry,
+                "wsticket_http_request_duration_seconds",
+                "Time from request to response",
+                &["route"],
+            )?,
+            store_duration: histogram(
+                &registry,
+                "wsticket_store_operation_duration_seconds",
+                "Ticket store operations, failed ones included",
+                &["op"],
+            )?,
+            store_errors: counter(
+                &registry,
+                "wsticket_store_errors_total",
+                "Failed ticket store operations",
+                &["op", "kind"],
+            )?,
+            auth_failures: counter(
+                &registry,
+                "wsticket_auth_failures_total",
+                "Refused or failed authentications",
+                &["reason"],
+            )?,
             registry,
-            http_requests,
-        })
+        };
+        let build = IntGaugeVec::new(
+            Opts::new("wsticket_build_info", "Build information"),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.registry.register(Box::new(build))?;
+        #[cfg(target_os = "linux")]
+        m.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(m)
     }
 
-    pub fn http_request(&self, route: &str, method: &str, status: u16) {
+    fn audience<'a>(&self, a: Option<&'a str>) -> &'a str {
+        match a {
+            Some(a) if self.audiences.contains(a) => a,
+            _ => "unknown",
+        }
+    }
+
+    pub fn ticket_issued(&self, audience: &str) {
+        self.tickets_issued
+            .with_label_values(&[self.audience(Some(audience))])
+            .inc();
+    }
+
+    pub fn redemption(&self, audience: Option<&str>, outcome: &'static str) {
+        self.redemptions
+            .with_label_values(&[self.audience(audience), outcome])
+            .inc();
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
         self.http_requests
             .with_label_values(&[route, method, status_label(status)])
             .inc();
+        self.http_duration
+            .with_label_values(&[route])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn store_op(&self, op: &'static str, took: Duration, error: Option<&'static str>) {
+        self.store_duration
+            .with_label_values(&[op])
+            .observe(took.as_secs_f64());
+        if let Some(kind) = error {
+            self.store_errors.with_label_values(&[op, kind]).inc();
+        }
+    }
+
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, prometheus::Error> {

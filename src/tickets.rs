@@ -7,9 +7,12 @@ use crate::config::TicketSettings;
 use crate::crypto::TicketKeys;
 use crate::domain::{Audience, Origin, Ticket, UserId};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, Taken, TicketStore};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
@@ -55,7 +58,7 @@ pub struct Redeemed {
     pub expires_at: SystemTime,
 }
 
-/// How a redeem ended, for logs (and later metrics).
+/// How a redeem ended, for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
@@ -79,10 +82,42 @@ impl Outcome {
     }
 }
 
+/// A redeem that did not succeed: the answer, and what is known of the
+/// ticket for logs and metrics (never the ticket itself).
+#[derive(Debug)]
+pub struct RedeemFailure {
+    pub error: ApiError,
+    /// `None` when the store failed: that is no outcome of the ticket.
+    pub outcome: Option<Outcome>,
+    pub user_id: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl RedeemFailure {
+    fn new(error: ApiError, outcome: Outcome) -> Self {
+        RedeemFailure {
+            error,
+            outcome: Some(outcome),
+            user_id: None,
+            audience: None,
+        }
+    }
+
+    fn of(error: ApiError, outcome: Outcome, payload: &Payload) -> Self {
+        RedeemFailure {
+            error,
+            outcome: Some(outcome),
+            user_id: Some(payload.user_id.clone()),
+            audience: Some(payload.audience.clone()),
+        }
+    }
+}
+
 pub struct TicketService {
     policy: TicketSettings,
     store: Store,
     key_prefix: String,
+    metrics: Arc<Metrics>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -95,18 +130,35 @@ fn from_unix_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-fn store_failed(op: &'static str, e: StoreError) -> ApiError {
-    tracing::warn!(op, kind = e.kind(), error = %e, "ticket store failed");
-    ApiError::StoreUnavailable
-}
-
 impl TicketService {
-    pub fn new(policy: TicketSettings, store: Store, key_prefix: String) -> Self {
+    pub fn new(
+        policy: TicketSettings,
+        store: Store,
+        key_prefix: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         TicketService {
             policy,
             store,
             key_prefix,
+            metrics,
         }
+    }
+
+    /// Time a store operation and count its failure; a failure becomes 503.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, ApiError> {
+        let started = Instant::now();
+        let result = fut.await;
+        let kind = result.as_ref().err().map(StoreError::kind);
+        self.metrics.store_op(op, started.elapsed(), kind);
+        result.map_err(|e| {
+            tracing::warn!(op, kind = e.kind(), error = %e, "ticket store failed");
+            ApiError::StoreUnavailable
+        })
     }
 
     pub fn policy(&self) -> &TicketSettings {
@@ -146,11 +198,10 @@ impl TicketService {
                 ApiError::Internal
             })?;
             if self
-                .store
-                .put_new(&key, &sealed, ttl)
-                .await
-                .map_err(|e| store_failed("mint", e))?
+                .timed("mint", self.store.put_new(&key, &sealed, ttl))
+                .await?
             {
+                self.metrics.ticket_issued(input.audience.as_ref());
                 return Ok(Minted {
                     ticket,
                     expires_at,
@@ -170,27 +221,29 @@ impl TicketService {
         ticket: &Ticket,
         origin: Option<&str>,
         caller: &Caller,
-    ) -> Result<Redeemed, (ApiError, Outcome)> {
+    ) -> Result<Redeemed, RedeemFailure> {
+        use Outcome as O;
         // An unknown key id cannot name a stored ticket: no store access.
         let Some(keys) = self.policy.keyring.keys_for(ticket) else {
-            return Err((ApiError::TicketInvalid, Outcome::Invalid));
+            return Err(RedeemFailure::new(ApiError::TicketInvalid, O::Invalid));
         };
         let key = keys.store_key(&self.key_prefix);
         let taken = self
-            .store
-            .take(&key)
+            .timed("redeem", self.store.take(&key))
             .await
-            .map_err(|e| (store_failed("redeem", e), Outcome::Invalid))?;
+            .map_err(|error| RedeemFailure {
+                error,
+                outcome: None,
+                user_id: None,
+                audience: None,
+            })?;
         let sealed = match taken {
-            Taken::Missing => return Err((ApiError::TicketInvalid, Outcome::Invalid)),
+            Taken::Missing => return Err(RedeemFailure::new(ApiError::TicketInvalid, O::Invalid)),
             Taken::Used(sealed) => {
-                let user_id = open(&keys, &key, &sealed).map(|p| p.user_id);
-                tracing::warn!(
-                    user_id = user_id.as_deref().unwrap_or("<unreadable>"),
-                    caller = caller.name(),
-                    "ticket reused: a redeemed ticket was presented again (possible leak)"
-                );
-                return Err((ApiError::TicketReused, Outcome::Reused));
+                return Err(match open(&keys, &key, &sealed) {
+                    Some(p) => RedeemFailure::of(ApiError::TicketReused, O::Reused, &p),
+                    None => RedeemFailure::new(ApiError::TicketReused, O::Reused),
+                });
             }
             Taken::Value(sealed) => sealed,
         };
@@ -198,10 +251,14 @@ impl TicketService {
             tracing::error!(
                 "a stored ticket failed authentication: the store was tampered with or the secret changed"
             );
-            return Err((ApiError::TicketInvalid, Outcome::Invalid));
+            return Err(RedeemFailure::new(ApiError::TicketInvalid, O::Invalid));
         };
         if unix_ms(SystemTime::now()) >= payload.exp {
-            return Err((ApiError::TicketInvalid, Outcome::Invalid));
+            return Err(RedeemFailure::of(
+                ApiError::TicketInvalid,
+                O::Invalid,
+                &payload,
+            ));
         }
         let presented = origin.filter(|o| !o.is_empty());
         let origin_ok = match (&payload.origin, presented) {
@@ -210,13 +267,19 @@ impl TicketService {
             _ => false,
         };
         if !origin_ok {
-            tracing::warn!(user_id = %payload.user_id, caller = caller.name(), "ticket redeemed from another origin; consumed");
-            return Err((ApiError::OriginMismatch, Outcome::OriginMismatch));
+            return Err(RedeemFailure::of(
+                ApiError::OriginMismatch,
+                O::OriginMismatch,
+                &payload,
+            ));
         }
         let audience_ok = Audience::parse(&payload.audience).is_ok_and(|a| caller.may_use(&a));
         if !audience_ok {
-            tracing::warn!(user_id = %payload.user_id, caller = caller.name(), audience = %payload.audience, "caller may not redeem this audience; ticket consumed");
-            return Err((ApiError::AudienceMismatch, Outcome::AudienceMismatch));
+            return Err(RedeemFailure::of(
+                ApiError::AudienceMismatch,
+                O::AudienceMismatch,
+                &payload,
+            ));
         }
         Ok(Redeemed {
             user_id: payload.user_id,
@@ -230,7 +293,11 @@ impl TicketService {
 
     /// Does the store answer? (`/readyz`)
     pub async fn ready(&self) -> Result<(), ApiError> {
-        self.store.ping().await.map_err(|e| store_failed("ping", e))
+        self.timed("ping", self.store.ping()).await
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }
 

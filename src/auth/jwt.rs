@@ -293,15 +293,15 @@ impl JwtVerifier {
         // Without a kid, only an unambiguous key set is usable.
         match (kid, candidates.as_slice()) {
             (_, [one]) if one.family == fam => Ok(Some((*one).clone())),
-            (_, [_]) => Err(JwtError::Invalid("algorithm_key_mismatch")),
+            (_, [_]) => Err(JwtError::Invalid("jwt_algorithm_key_mismatch")),
             (Some(_), []) => Ok(None),
-            (None, []) => Err(JwtError::Invalid("no_key")),
-            (Some(_), _) => Err(JwtError::Invalid("ambiguous_kid")),
+            (None, []) => Err(JwtError::Invalid("jwt_no_key")),
+            (Some(_), _) => Err(JwtError::Invalid("jwt_ambiguous_kid")),
             (None, _) => {
                 let same: Vec<_> = candidates.iter().filter(|k| k.family == fam).collect();
                 match same.as_slice() {
                     [one] => Ok(Some((**one).clone())),
-                    _ => Err(JwtError::Invalid("kid_required")),
+                    _ => Err(JwtError::Invalid("jwt_kid_required")),
                 }
             }
         }
@@ -317,7 +317,7 @@ impl JwtVerifier {
             Err(e) => return Err(e),
         }
         let Some(url) = &self.jwks_url else {
-            return Err(JwtError::Invalid("unknown_kid"));
+            return Err(JwtError::Invalid("jwt_unknown_kid"));
         };
         let _guard = self.fetch_lock.lock().await;
         // Someone else may have fetched while we waited.
@@ -337,7 +337,7 @@ impl JwtVerifier {
         };
         if last.is_some_and(|t| t.elapsed() < min) {
             return Err(if loaded {
-                JwtError::Invalid("unknown_kid")
+                JwtError::Invalid("jwt_unknown_kid")
             } else {
                 JwtError::Unavailable
             });
@@ -347,19 +347,19 @@ impl JwtVerifier {
             return Err(JwtError::Unavailable);
         }
         self.find_key(kid, fam)?
-            .ok_or(JwtError::Invalid("unknown_kid"))
+            .ok_or(JwtError::Invalid("jwt_unknown_kid"))
     }
 
     pub async fn verify(&self, token: &str) -> Result<JwtUser, JwtError> {
         let header =
-            jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid("malformed"))?;
+            jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid("jwt_malformed"))?;
         if !self.settings.algorithms.contains(&header.alg) {
-            return Err(JwtError::Invalid("algorithm_not_allowed"));
+            return Err(JwtError::Invalid("jwt_algorithm_not_allowed"));
         }
         let fam = family(header.alg);
         let key = self.key_for(header.kid.as_deref(), fam).await?;
         if key.family != fam {
-            return Err(JwtError::Invalid("algorithm_key_mismatch"));
+            return Err(JwtError::Invalid("jwt_algorithm_key_mismatch"));
         }
         let mut v = Validation::new(header.alg);
         v.algorithms = vec![header.alg];
@@ -383,23 +383,23 @@ impl JwtVerifier {
             jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &v).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind::*;
                 JwtError::Invalid(match e.kind() {
-                    ExpiredSignature => "expired",
-                    ImmatureSignature => "not_yet_valid",
-                    InvalidIssuer => "issuer",
-                    InvalidAudience => "audience",
-                    InvalidSignature => "signature",
-                    InvalidAlgorithm => "algorithm_key_mismatch",
-                    MissingRequiredClaim(_) => "missing_claim",
-                    _ => "malformed",
+                    ExpiredSignature => "jwt_expired",
+                    ImmatureSignature => "jwt_not_yet_valid",
+                    InvalidIssuer => "jwt_issuer",
+                    InvalidAudience => "jwt_audience",
+                    InvalidSignature => "jwt_signature",
+                    InvalidAlgorithm => "jwt_algorithm_key_mismatch",
+                    MissingRequiredClaim(_) => "jwt_missing_claim",
+                    _ => "jwt_malformed",
                 })
             })?;
         let claims = data.claims;
         let user = match claims.get(&self.settings.user_claim) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(JwtError::Invalid("no_user_claim")),
+            _ => return Err(JwtError::Invalid("jwt_no_user_claim")),
         };
-        let user = UserId::parse(user).map_err(|_| JwtError::Invalid("bad_user_claim"))?;
+        let user = UserId::parse(user).map_err(|_| JwtError::Invalid("jwt_bad_user_claim"))?;
         let copied = self
             .settings
             .copy_claims
@@ -475,7 +475,7 @@ mod tests {
         )
         .unwrap();
         match v.verify(&forged).await {
-            Err(JwtError::Invalid(reason)) => assert_eq!(reason, "algorithm_key_mismatch"),
+            Err(JwtError::Invalid(reason)) => assert_eq!(reason, "jwt_algorithm_key_mismatch"),
             other => panic!("forged token accepted or wrong error: {:?}", other.err()),
         }
     }

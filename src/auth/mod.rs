@@ -17,6 +17,7 @@ pub mod jwt;
 
 use crate::domain::{Audience, UserId};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -179,6 +180,7 @@ pub struct Authenticator {
     clients: Vec<Arc<ApiClient>>,
     jwt: Option<Arc<JwtVerifier>>,
     forward: Option<Arc<ForwardAuth>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -209,7 +211,22 @@ impl Authenticator {
             clients: clients.into_iter().map(Arc::new).collect(),
             jwt: None,
             forward: None,
+            metrics: None,
         }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Count a refusal by a bounded reason, and pass the error on.
+    fn refused(&self, reason: &'static str, error: ApiError) -> ApiError {
+        if let Some(m) = &self.metrics {
+            m.auth_failure(reason);
+        }
+        tracing::debug!(reason, code = error.code(), "authentication failed");
+        error
     }
 
     pub fn with_jwt(mut self, jwt: Arc<JwtVerifier>) -> Self {
@@ -242,13 +259,15 @@ impl Authenticator {
 
     /// The API-key path alone (synchronous; used by `authenticate`).
     pub fn authenticate_key(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
-        let credential = bearer(req).ok_or(ApiError::Unauthenticated)?;
+        let Some(credential) = bearer(req) else {
+            return Err(self.refused("missing_credential", ApiError::Unauthenticated));
+        };
         if !credential.starts_with(API_KEY_PREFIX) {
-            return Err(ApiError::Unauthenticated);
+            return Err(self.refused("not_an_api_key", ApiError::Unauthenticated));
         }
         self.api_client(credential)
             .map(Caller::Client)
-            .ok_or(ApiError::Unauthenticated)
+            .ok_or_else(|| self.refused("unknown_api_key", ApiError::Unauthenticated))
     }
 
     /// Route the credential to the check it belongs to. Everything the
@@ -261,21 +280,18 @@ impl Authenticator {
         let has_cookie = req.headers().contains_key(header::COOKIE);
         let forwarded = self.forward.as_ref().map(|f| f.pick_headers(req.headers()));
         Box::pin(async move {
-            let result = match credential.as_deref() {
+            match credential.as_deref() {
                 Some(c) if c.starts_with(API_KEY_PREFIX) => self
                     .api_client(c)
                     .map(Caller::Client)
-                    .ok_or(ApiError::Unauthenticated),
+                    .ok_or_else(|| self.refused("unknown_api_key", ApiError::Unauthenticated)),
                 Some(c) if looks_like_jwt(c) && self.jwt.is_some() => self.verify_jwt(c).await,
                 _ if self.forward.is_some() && (credential.is_some() || has_cookie) => {
                     self.verify_forward(forwarded.unwrap_or_default()).await
                 }
-                _ => Err(ApiError::Unauthenticated),
-            };
-            if let Err(e) = &result {
-                tracing::debug!(code = e.code(), "authentication failed");
+                None => Err(self.refused("missing_credential", ApiError::Unauthenticated)),
+                Some(_) => Err(self.refused("unrecognised_credential", ApiError::Unauthenticated)),
             }
-            result
         })
     }
 
@@ -292,7 +308,8 @@ impl Authenticator {
             })),
             Err(e) => {
                 tracing::info!(reason = e.reason(), "JWT refused");
-                Err(e.into())
+                let reason = e.reason();
+                Err(self.refused(reason, e.into()))
             }
         }
     }
@@ -309,15 +326,17 @@ impl Authenticator {
                 audiences: fwd.audiences(),
             })),
             Err(e) => {
-                match &e {
+                let reason = match &e {
                     forward::ForwardError::Denied => {
-                        tracing::info!("forward auth refused the caller")
+                        tracing::info!("forward auth refused the caller");
+                        "forward_denied"
                     }
                     forward::ForwardError::Unavailable(why) => {
-                        tracing::warn!(why = %why, "forward auth unavailable")
+                        tracing::warn!(why = %why, "forward auth unavailable");
+                        "forward_unavailable"
                     }
-                }
-                Err(e.into())
+                };
+                Err(self.refused(reason, e.into()))
             }
         }
     }

@@ -195,13 +195,22 @@ pub async fn redeem(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::Redeem)?;
     let body = body.0;
-    let ticket = Ticket::parse(&body.ticket).map_err(|_| {
-        log_outcome(&caller, Outcome::Malformed);
-        ApiError::invalid("ticket does not have the form wst_<kid>_<43 base64url characters>")
-    })?;
+    let Ok(ticket) = Ticket::parse(&body.ticket) else {
+        svc.metrics().redemption(None, Outcome::Malformed.as_str());
+        tracing::info!(
+            caller = caller.name(),
+            outcome = Outcome::Malformed.as_str(),
+            "redeem refused"
+        );
+        return Err(ApiError::invalid(
+            "ticket does not have the form wst_<kid>_<43 base64url characters>",
+        ));
+    };
     match svc.redeem(&ticket, body.origin.as_deref(), &caller).await {
         Ok(r) => {
-            log_outcome(&caller, Outcome::Ok);
+            svc.metrics()
+                .redemption(Some(&r.audience), Outcome::Ok.as_str());
+            tracing::debug!(caller = caller.name(), user_id = %r.user_id, "ticket redeemed");
             Ok(
                 no_store(actix_web::http::StatusCode::OK).json(RedeemResponse {
                     user_id: r.user_id,
@@ -213,13 +222,29 @@ pub async fn redeem(
                 }),
             )
         }
-        Err((e, outcome)) => {
-            log_outcome(&caller, outcome);
-            Err(e)
+        Err(f) => {
+            if let Some(outcome) = f.outcome {
+                svc.metrics()
+                    .redemption(f.audience.as_deref(), outcome.as_str());
+                let user_id = f.user_id.as_deref().unwrap_or("<unknown>");
+                if outcome == Outcome::Reused {
+                    // A security signal: a ticket was presented after use.
+                    tracing::warn!(
+                        caller = caller.name(),
+                        user_id,
+                        outcome = outcome.as_str(),
+                        "ticket reused: a redeemed ticket was presented again (possible leak)"
+                    );
+                } else {
+                    tracing::info!(
+                        caller = caller.name(),
+                        user_id,
+                        outcome = outcome.as_str(),
+                        "redeem refused"
+                    );
+                }
+            }
+            Err(f.error)
         }
     }
-}
-
-fn log_outcome(caller: &Caller, outcome: Outcome) {
-    tracing::debug!(caller = caller.name(), outcome = outcome.as_str(), "redeem");
 }

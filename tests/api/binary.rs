@@ -22,6 +22,16 @@ fn temp_file(name: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// The `addr` field of the "wsticket listening" line, human or JSON.
+fn listening_addr(line: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let v: Value = serde_json::from_str(line).ok()?;
+        return v["fields"]["addr"].as_str().map(str::to_owned);
+    }
+    let rest = line.split("addr=").nth(1)?;
+    Some(rest.split_whitespace().next()?.trim_matches('"').to_owned())
+}
+
 /// A running `wsticket` process whose stderr is captured.
 struct Proc {
     child: Child,
@@ -60,10 +70,9 @@ impl Proc {
                 .unwrap()
                 .lines()
                 .find(|l| l.contains("wsticket listening"))
-                .and_then(|l| l.split("addr=").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(listening_addr)
             {
-                break format!("http://{}", addr.trim_matches('"'));
+                break format!("http://{addr}");
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("wsticket exited with {status}:\n{}", log.lock().unwrap());
@@ -229,45 +238,39 @@ fn check_config_names_the_bad_field() {
     assert_eq!(missing.status.code(), Some(2));
 }
 
-/// A whole session at debug level for every crate (actix, redis, ...): the
-/// log must show what happened without a single credential in it.
+/// A whole session in JSON at debug level for every crate (actix, redis,
+/// ...): every line is JSON, requests have their fields, failures their
+/// outcome and user, and not a single credential appears.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn debug_logs_hold_no_ticket_key_or_secret() {
+async fn json_logs_have_the_fields_and_no_secret() {
     let prefix = random_prefix();
     let config = base_config(Backend::Redis, Some(&shared_url()), &prefix, "");
     let path = temp_file("logs.toml", &config);
     let p = Proc::spawn(
         &["--config", path.to_str().unwrap()],
-        &[("WSTICKET_LOG", "debug")],
+        &[("WSTICKET_LOG", "debug"), ("WSTICKET_LOG_FORMAT", "json")],
     );
 
     let user = "logged-user-5e1f";
-    let (_, minted) = post(
-        &p.base,
-        "/v1/tickets",
-        ISSUER,
-        json!({"user_id": user, "origin": ORIGIN}),
-    )
-    .await;
+    let mint = json!({"user_id": user, "origin": ORIGIN});
+    let (_, minted) = post(&p.base, "/v1/tickets", ISSUER, mint.clone()).await;
     let ticket = minted["ticket"].as_str().unwrap().to_owned();
     let ok = json!({"ticket": ticket, "origin": ORIGIN});
-    assert_eq!(
-        post(&p.base, "/v1/tickets/redeem", REDEEMER, ok.clone())
-            .await
-            .0,
-        200
-    );
+    let r = http()
+        .post(format!("{}/v1/tickets/redeem", p.base))
+        .bearer_auth(REDEEMER)
+        .header("x-request-id", "trace-redeem-1")
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-request-id"], "trace-redeem-1");
     assert_eq!(
         post(&p.base, "/v1/tickets/redeem", REDEEMER, ok).await.0,
         409
     );
-    let (_, other) = post(
-        &p.base,
-        "/v1/tickets",
-        ISSUER,
-        json!({"user_id": user, "origin": ORIGIN}),
-    )
-    .await;
+    let (_, other) = post(&p.base, "/v1/tickets", ISSUER, mint).await;
     let other = other["ticket"].as_str().unwrap().to_owned();
     let wrong = json!({"ticket": other, "origin": "https://evil.example.com"});
     assert_eq!(
@@ -283,9 +286,11 @@ async fn debug_logs_hold_no_ticket_key_or_secret() {
         post(&p.base, "/v1/tickets/redeem", REDEEMER, bad).await.0,
         400
     );
-    // A ticket in a query string (as WebSocket URLs carry them).
+    // A ticket in a query string and a cookie (as browsers and WebSocket
+    // URLs carry them).
     let r = http()
         .get(format!("{}/healthz?ticket={ticket}", p.base))
+        .header("cookie", "session=cookie-secret-77")
         .send()
         .await
         .unwrap();
@@ -301,6 +306,8 @@ async fn debug_logs_hold_no_ticket_key_or_secret() {
         UNKNOWN_KEY,
         &ISSUER[4..],
         SECRET_K1,
+        "cookie-secret-77",
+        "ticket=",
     ] {
         assert!(
             !log.contains(secret),
@@ -308,17 +315,157 @@ async fn debug_logs_hold_no_ticket_key_or_secret() {
         );
     }
     assert!(
-        !log.contains("authorization"),
+        !log.to_ascii_lowercase().contains("authorization"),
         "a header was logged:\n{log}"
     );
-    // And it does say what happened.
-    let reuse = log
+
+    let lines: Vec<Value> = log
         .lines()
-        .find(|l| l.contains("ticket reused"))
-        .unwrap_or_else(|| panic!("{log}"));
-    assert!(reuse.contains(user), "{reuse}");
-    assert!(log.contains("route=/v1/tickets/redeem"), "{log}");
-    assert!(log.contains("status=409"), "{log}");
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request")
+        .collect();
+    assert!(requests.len() >= 8, "{log}");
+    for r in &requests {
+        let f = &r["fields"];
+        assert!(f["method"].is_string() && f["route"].is_string(), "{r}");
+        assert!(f["status"].is_u64() && f["latency_ms"].is_f64(), "{r}");
+        assert!(r["span"]["request_id"].is_string(), "{r}");
+    }
+    let traced = requests
+        .iter()
+        .find(|r| r["span"]["request_id"] == "trace-redeem-1")
+        .unwrap_or_else(|| panic!("no line for the given request id:\n{log}"));
+    assert_eq!(traced["fields"]["route"], "/v1/tickets/redeem");
+    assert_eq!(traced["fields"]["status"], 200);
+    let by_message = |m: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|x| x.starts_with(m))
+            })
+            .collect::<Vec<_>>()
+    };
+    let reuse = by_message("ticket reused");
+    assert_eq!(reuse.len(), 1, "{log}");
+    assert_eq!(reuse[0]["level"], "WARN");
+    assert_eq!(reuse[0]["fields"]["user_id"], user);
+    assert_eq!(reuse[0]["fields"]["outcome"], "reused");
+    let refused = by_message("redeem refused");
+    assert!(
+        refused
+            .iter()
+            .any(|l| l["fields"]["outcome"] == "origin_mismatch" && l["fields"]["user_id"] == user),
+        "{log}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|l| l["fields"]["outcome"] == "malformed"),
+        "{log}"
+    );
+}
+
+/// SIGTERM: /readyz turns 503 while the server still serves for
+/// `shutdown_delay_secs`; then no new connection is accepted, the request in
+/// flight still completes, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    // A forward-auth endpoint that takes 1.5 s: a mint stays in flight.
+    let slow = HttpServer::new(|| {
+        App::new().route(
+            "/whoami",
+            web::get().to(|| async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                HttpResponse::Ok().json(json!({"user_id": "slow-user"}))
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let slow_port = slow.addrs()[0].port();
+    tokio::spawn(slow.run());
+
+    let prefix = random_prefix();
+    let config = format!(
+        "shutdown_grace_secs = 5\nshutdown_delay_secs = 1\n{}\n[auth.forward]\nurl = \"http://127.0.0.1:{slow_port}/whoami\"\ntimeout_ms = 5000\n",
+        base_config(Backend::Memory, None, &prefix, "")
+    );
+    let path = temp_file("drain.toml", &config);
+    let mut p = Proc::spawn(&["--config", path.to_str().unwrap()], &[]);
+    let keep_alive = http();
+    let r = keep_alive
+        .get(format!("{}/readyz", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    let base = p.base.clone();
+    let in_flight = tokio::spawn(async move {
+        http()
+            .post(format!("{base}/v1/tickets"))
+            .header("cookie", "session=x")
+            .header("origin", ORIGIN)
+            .json(&json!({}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // During the delay: /readyz says it is going, everything else still works.
+    let r = keep_alive
+        .get(format!("{}/readyz", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "shutting_down");
+    let r = http()
+        .get(format!("{}/healthz", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // Then a fresh connection is refused.
+    let port: u16 = p.base.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still accepting after SIGTERM"
+    );
+    // The request in flight completes.
+    assert_eq!(in_flight.await.unwrap().unwrap(), 201);
+    // And the process exits 0, well within the grace period.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let status = loop {
+        if let Some(s) = p.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let log = p.stop();
+    assert!(log.contains("draining"), "{log}");
 }
 
 /// A CA and a `localhost` certificate signed by it, as PEM files.

@@ -6,6 +6,7 @@ mod binary;
 mod frontend;
 mod helpers;
 mod http_edge;
+mod observability;
 mod openapi;
 mod redis_faults;
 mod redis_server;

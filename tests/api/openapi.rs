@@ -238,6 +238,8 @@ fn every_problem_code_the_server_can_send_is_in_the_file() {
         ApiError::PayloadTooLarge,
         ApiError::UnsupportedMediaType,
         ApiError::StoreUnavailable,
+        ApiError::AuthUnavailable,
+        ApiError::ShuttingDown,
         ApiError::Internal,
     ] {
         assert!(
