@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""Checks of the Helm chart helm/wsticket, run by .ci/chart-check in its venv.
+
+Uses helm-python-sdk (Helm's Go SDK as a library: no helm CLI, no cluster)
+and kubernetes-validate (the Kubernetes OpenAPI schemas, offline):
+
+1. `helm lint --strict` with the default values and the all-options values;
+2. render both, plus a single-replica in-memory setup, and validate every
+   manifest with `kubernetes-validate --strict -k 1.30.0`. ServiceMonitor and
+   PrometheusRule are CRDs that those schemas don't know: they are skipped
+   there and checked here instead (shape, and the rules being exactly
+   files/alerts.yaml);
+3. check what the manifests must say (security context, probes, secrets
+   referenced by the config present in the mounted Secret, ...);
+4. check that bad values fail to render: a typo'd key (schema), more than one
+   replica without Redis, and the other guards in templates/_helpers.tpl;
+5. if a wsticket binary built from the current sources is around, run
+   `wsticket check-config` on each rendered wsticket.toml, with the Secret's
+   files materialised in a temporary directory.
+
+Exit status 0 when everything passed. The last line reads
+"chart-check: N passed, N failed".
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import pathlib
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from typing import Any
+
+import helm_python as helm
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "wsticket"
+ALL_OPTIONS = CHART / "ci" / "all-options-values.yaml"
+ALERTS = CHART / "files" / "alerts.yaml"
+KUBE_VERSION = "1.30.0"
+SECRET_DIR = "/run/secrets/wsticket"
+# Custom resources of the Prometheus operator: not in the Kubernetes schemas.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+passed = 0
+failed: list[str] = []
+
+
+def ok(cond: bool, what: str) -> bool:
+    global passed
+    if cond:
+        passed += 1
+    else:
+        failed.append(what)
+        print(f"FAIL: {what}", flush=True)
+    return cond
+
+
+def section(title: str) -> None:
+    print(f"== {title}", flush=True)
+
+
+# ---- 1. lint ------------------------------------------------------------------
+
+
+def lint(label: str, values: dict[str, Any] | None) -> None:
+    report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
+    for m in report.get("messages", []):
+        level = {1: "INFO", 2: "WARNING", 3: "ERROR"}.get(m.get("severity"), "UNKNOWN")
+        print(f"  lint {label}: [{level}] {m.get('path')}: {m.get('error')}")
+    bad = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+    ok(not report.get("errors") and not bad, f"helm lint --strict ({label})")
+
+
+# ---- 2. render ----------------------------------------------------------------
+
+
+def render(chart: helm.Chart, values: dict[str, Any], name: str, namespace: str) -> list[dict[str, Any]]:
+    out = chart.render(values, name=name, namespace=namespace)
+    docs = []
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                doc["__template"] = path
+                docs.append(doc)
+    return docs
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(docs, kind)
+    if len(found) != 1:
+        raise AssertionError(f"expected one {kind}, found {len(found)}")
+    return found[0]
+
+
+def write_manifests(docs: list[dict[str, Any]], outdir: pathlib.Path, case: str) -> list[pathlib.Path]:
+    """One file per core-API object, for kubernetes-validate; CRDs are left out."""
+    files = []
+    for i, d in enumerate(docs):
+        if d["kind"] in CRD_KINDS:
+            print(f"  {case}: {d['kind']} {d['metadata']['name']}: a CRD, not in the Kubernetes "
+                  f"{KUBE_VERSION} schemas: skipped by kubernetes-validate, shape checked below")
+            continue
+        clean = {k: v for k, v in d.items() if k != "__template"}
+        f = outdir / f"{case}-{i:02d}-{d['kind']}-{d['metadata']['name']}.yaml"
+        f.write_text(yaml.safe_dump(clean, sort_keys=False))
+        files.append(f)
+    return files
+
+
+# ---- 3. what the manifests must say ----------------------------------------------
+
+
+def check_case(case: str, docs: list[dict[str, Any]], values: dict[str, Any], namespace: str,
+               expect_kinds: set[str], replicas: int | None) -> dict[str, Any]:
+    kinds = {d["kind"] for d in docs}
+    ok(kinds == expect_kinds, f"{case}: kinds {sorted(kinds)} == {sorted(expect_kinds)}")
+
+    dep = one(docs, "Deployment")
+    cm = one(docs, "ConfigMap")
+    svc = one(docs, "Service")
+    pod = dep["spec"]["template"]["spec"]
+    (ctr,) = pod["containers"]
+    toml_text = cm["data"]["wsticket.toml"]
+    try:
+        cfg = tomllib.loads(toml_text)
+    except tomllib.TOMLDecodeError as e:
+        ok(False, f"{case}: wsticket.toml parses as TOML ({e})")
+        cfg = {}
+    else:
+        ok(True, f"{case}: wsticket.toml parses as TOML")
+
+    ok(dep["spec"].get("replicas") == replicas, f"{case}: Deployment replicas == {replicas}")
+    psc, csc = pod["securityContext"], ctr["securityContext"]
+    ok(psc.get("runAsNonRoot") is True and psc.get("runAsUser") == 65532 and psc.get("runAsGroup") == 65532
+       and psc.get("fsGroup") == 65532 and psc.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+       f"{case}: pod securityContext non-root 65532, seccomp RuntimeDefault")
+    ok(csc.get("readOnlyRootFilesystem") is True and csc.get("allowPrivilegeEscalation") is False
+       and csc.get("capabilities", {}).get("drop") == ["ALL"],
+       f"{case}: container read-only root, no privilege escalation, capabilities dropped")
+    ok(pod.get("automountServiceAccountToken") is False, f"{case}: no service account token")
+    ok(ctr.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz"
+       and ctr.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz",
+       f"{case}: liveness /healthz, readiness /readyz")
+    ok(set(ctr.get("resources", {})) == {"requests", "limits"}, f"{case}: resource requests and limits")
+    env = {e["name"]: e for e in ctr.get("env", [])}
+    ok(env.get("WSTICKET_LOG_FORMAT", {}).get("value") == "json", f"{case}: JSON logs")
+    drain = cfg.get("shutdown_delay_secs", 0) + cfg.get("shutdown_grace_secs", 10)
+    ok(pod["terminationGracePeriodSeconds"] > drain,
+       f"{case}: terminationGracePeriodSeconds {pod['terminationGracePeriodSeconds']} > "
+       f"shutdown_delay_secs + shutdown_grace_secs ({drain})")
+    ok("checksum/config" in dep["spec"]["template"]["metadata"].get("annotations", {}),
+       f"{case}: config checksum annotation")
+    ok(any(t.get("topologyKey") == "kubernetes.io/hostname" for t in pod.get("topologySpreadConstraints", [])),
+       f"{case}: spread across kubernetes.io/hostname")
+    ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
+    ok(cfg.get("listen") == f"0.0.0.0:{ports.get('http')}" and cfg.get("admin_listen") == f"0.0.0.0:{ports.get('metrics')}",
+       f"{case}: listen/admin_listen match the container ports")
+    ok({p["name"] for p in svc["spec"]["ports"]} == {"http", "metrics"}, f"{case}: Service ports http and metrics")
+    mounts = {m["mountPath"]: m["name"] for m in ctr.get("volumeMounts", [])}
+    ok(mounts.get("/etc/wsticket") == "config" and ctr["args"][-1] == "/etc/wsticket/wsticket.toml",
+       f"{case}: config mounted where --config points")
+
+    # Every secret file the config names is a key of the Secret mounted at SECRET_DIR.
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    secret_name = vols.get(mounts.get(SECRET_DIR, ""), {}).get("secret", {}).get("secretName")
+    paths = [s["secret_file"] for s in cfg.get("tickets", {}).get("secrets", [])]
+    paths += [c["key_sha256_file"] for c in cfg.get("clients", [])]
+    if "hs_secret_file" in cfg.get("auth", {}).get("jwt", {}):
+        paths.append(cfg["auth"]["jwt"]["hs_secret_file"])
+    ok(all(p.startswith(SECRET_DIR + "/") for p in paths) and (secret_name or not paths),
+       f"{case}: secret files are under the mounted Secret {secret_name}")
+    keys = [p[len(SECRET_DIR) + 1:] for p in paths]
+    own = {d["metadata"]["name"]: d for d in by_kind(docs, "Secret")}
+    if secret_name in own:
+        data = own[secret_name].get("data", {})
+        ok(all(k in data for k in keys), f"{case}: Secret {secret_name} holds {keys}")
+    elif keys:
+        print(f"  {case}: existing Secret {secret_name} must hold {keys}")
+    ok(not any(k in toml_text for k in ("secret =", "key_sha256 =", "redis_url =", "hs_secret =")),
+       f"{case}: no secret inline in the ConfigMap")
+    redis = env.get("WSTICKET_REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef")
+    if redis and redis["name"] in own:
+        ok(redis["key"] in own[redis["name"]].get("data", {}), f"{case}: Redis URL key in Secret {redis['name']}")
+
+    for sm in by_kind(docs, "ServiceMonitor"):
+        check_servicemonitor(case, sm, svc, namespace, values)
+    for pr in by_kind(docs, "PrometheusRule"):
+        check_prometheusrule(case, pr)
+    for hpa in by_kind(docs, "HorizontalPodAutoscaler"):
+        ok(hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"], f"{case}: HPA targets the Deployment")
+    for pdb in by_kind(docs, "PodDisruptionBudget"):
+        ok(pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"],
+           f"{case}: PDB selects the pods")
+    for np in by_kind(docs, "NetworkPolicy"):
+        ok(np["spec"]["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+           and set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"},
+           f"{case}: NetworkPolicy selects the pods, ingress and egress")
+    return {"deployment": dep, "config": toml_text, "secrets": own, "secret_name": secret_name, "keys": keys,
+            "redis": redis}
+
+
+def check_servicemonitor(case: str, sm: dict[str, Any], svc: dict[str, Any], namespace: str,
+                         values: dict[str, Any]) -> None:
+    ok(sm["apiVersion"] == "monitoring.coreos.com/v1" and set(sm) - {"__template"} == {"apiVersion", "kind", "metadata", "spec"},
+       f"{case}: ServiceMonitor shape")
+    sel = sm["spec"]["selector"]["matchLabels"]
+    ok(all(svc["metadata"]["labels"].get(k) == v for k, v in sel.items()), f"{case}: ServiceMonitor selects the Service")
+    ok(namespace in sm["spec"].get("namespaceSelector", {}).get("matchNames", []),
+       f"{case}: ServiceMonitor looks in the release namespace")
+    svc_ports = {p["name"] for p in svc["spec"]["ports"]}
+    ok(all(e.get("port") in svc_ports and e.get("path") == "/metrics" for e in sm["spec"]["endpoints"]),
+       f"{case}: ServiceMonitor scrapes the Service's metrics port at /metrics")
+    want = values.get("serviceMonitor", {}).get("labels", {})
+    ok(all(sm["metadata"]["labels"].get(k) == v for k, v in want.items()), f"{case}: ServiceMonitor labels")
+
+
+def check_prometheusrule(case: str, pr: dict[str, Any]) -> None:
+    ok(pr["apiVersion"] == "monitoring.coreos.com/v1" and set(pr) - {"__template"} == {"apiVersion", "kind", "metadata", "spec"},
+       f"{case}: PrometheusRule shape")
+    ok(pr["spec"] == yaml.safe_load(ALERTS.read_text()),
+       f"{case}: PrometheusRule spec is exactly files/alerts.yaml (the file promtool tests)")
+    rules = [r for g in pr["spec"]["groups"] for r in g["rules"]]
+    ok({r["alert"] for r in rules} == {"WsticketTicketReuseSpike", "WsticketStoreErrors", "WsticketHighLatency",
+                                       "WsticketPodNotReady"}, f"{case}: the four alerts")
+    ok(all(r["labels"].get("severity") and r["annotations"].get("summary") and r["annotations"].get("description")
+           for r in rules), f"{case}: every alert has a severity, a summary and a description")
+
+
+# ---- 4. values that must not render ------------------------------------------------
+
+
+REJECTED: list[tuple[str, dict[str, Any], str]] = [
+    ("typo'd top-level key", {"replicasCount": 3}, "additional properties 'replicasCount' not allowed"),
+    ("typo'd nested key", {"networkPolicy": {"enabeld": True}}, "additional properties 'enabeld' not allowed"),
+    ("a secret inline in config", {"config": {"tickets": {"secrets": []}}}, "additional properties 'secrets' not allowed"),
+    ("a Redis URL in config", {"config": {"store": {"redis_url": "redis://r:6379"}}},
+     "additional properties 'redis_url' not allowed"),
+    ("a malformed ticket secret id", {"ticketSecrets": [{"id": "K1"}]}, "ticketSecrets/0/id"),
+    ("2 replicas without Redis", {"redis": {"existingSecret": ""}}, "in-memory store serves a single replica"),
+    ("autoscaling without Redis",
+     {"replicaCount": 1, "autoscaling": {"enabled": True}, "redis": {"existingSecret": ""}},
+     "in-memory store serves a single replica"),
+    ("Redis without ticket secrets", {"ticketSecrets": []}, "ticket secrets are required with Redis"),
+    ("both redis.url and redis.existingSecret", {"redis": {"url": "redis://r:6379/0"}},
+     "set only one of redis.url and redis.existingSecret"),
+    ("a ticket secret value with existingSecret",
+     {"ticketSecrets": [{"id": "k1", "secret": "A" * 42 + "A"}]}, "existingSecret \"wsticket-secrets\" is used"),
+    ("a client hash with existingSecret",
+     {"clients": [{"name": "web", "can": ["issue"], "keySha256": "0" * 64}]}, "clients[0].keySha256 is set"),
+    ("no ticket secret value without existingSecret", {"existingSecret": ""},
+     "ticketSecrets[0].secret is required"),
+    ("no client hash without existingSecret",
+     {"existingSecret": "", "ticketSecrets": [{"id": "k1", "secret": "A" * 43}],
+      "clients": [{"name": "web", "can": ["issue"]}]}, "clients[0].keySha256 is required"),
+    ("an inline JWT HMAC secret with existingSecret",
+     {"auth": {"jwt": {"algorithms": ["HS256"], "hs_secret": "x" * 32}}}, "auth.jwt.hs_secret is set"),
+    ("duplicate ticket secret ids", {"ticketSecrets": [{"id": "k1"}, {"id": "k1"}]}, "is used twice"),
+    ("a grace period not above the shutdown delay and grace", {"terminationGracePeriodSeconds": 15},
+     "must exceed config.shutdown_delay_secs + config.shutdown_grace_secs (5 + 10)"),
+    ("a client without permissions", {"clients": [{"name": "web", "can": []}]}, "clients/0/can"),
+]
+
+
+def check_rejected(chart: helm.Chart) -> None:
+    for label, values, needle in REJECTED:
+        try:
+            chart.render(values, name="wsticket", namespace="wsticket")
+        except helm.HelmError as e:
+            msg = str(e)
+            ok(needle in msg, f"rejects {label} (message {msg!r} names {needle!r})")
+        else:
+            ok(False, f"rejects {label}: it rendered")
+
+
+# ---- 5. wsticket check-config on the rendered config --------------------------------
+
+
+def find_binary() -> pathlib.Path | None:
+    if os.environ.get("WSTICKET_BIN"):
+        return pathlib.Path(os.environ["WSTICKET_BIN"])
+    dirs = [pathlib.Path(os.environ["CARGO_TARGET_DIR"])] if os.environ.get("CARGO_TARGET_DIR") else []
+    dirs += [ROOT / "target", pathlib.Path("/var/tmp/wsticket-ci-target")]
+    found = [d / p / "wsticket" for d in dirs for p in ("release", "debug") if (d / p / "wsticket").is_file()]
+    if not found:
+        return None
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    sources = [ROOT / "Cargo.lock", *(ROOT / "src").rglob("*.rs")]
+    if newest.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+        print(f"  {newest} is older than the sources: skipped (set WSTICKET_BIN to force)")
+        return None
+    return newest
+
+
+def check_config_with_binary(binary: pathlib.Path, case: str, r: dict[str, Any]) -> None:
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="wsticket-check-config-"))
+    try:
+        sdir = tmp / "secrets"
+        sdir.mkdir()
+        own = r["secrets"].get(r["secret_name"]) if r["secret_name"] else None
+        if own:
+            for k, v in own.get("data", {}).items():
+                (sdir / k).write_bytes(base64.b64decode(v))
+        else:
+            # An existing Secret: fill in values of the right shape.
+            for k in r["keys"]:
+                if k.startswith("ticket-secret-"):
+                    value = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+                else:
+                    value = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+                (sdir / k).write_text(value + "\n")
+        conf = tmp / "wsticket.toml"
+        conf.write_text(r["config"].replace(SECRET_DIR, str(sdir)))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WSTICKET_")}
+        if r["redis"]:
+            secret = r["secrets"].get(r["redis"]["name"])
+            url = (base64.b64decode(secret["data"][r["redis"]["key"]]).decode() if secret
+                   else "redis://redis.invalid:6379/0")
+            env["WSTICKET_REDIS_URL"] = url
+        p = subprocess.run([str(binary), "check-config", "--config", str(conf)], env=env,
+                           capture_output=True, text=True, timeout=60)
+        out = (p.stdout + p.stderr).strip()
+        print(f"  {case}: {out}")
+        ok(p.returncode == 0, f"{case}: wsticket check-config accepts the rendered config")
+        expected_store = "redis" if r["redis"] else "memory"
+        ok(f"store {expected_store}" in out, f"{case}: check-config reports the {expected_store} store")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- main -------------------------------------------------------------------------
+
+
+def main() -> int:
+    outdir = pathlib.Path(tempfile.mkdtemp(prefix="wsticket-chart-check-"))
+    all_options = yaml.safe_load(ALL_OPTIONS.read_text())
+    memory = {"replicaCount": 1, "existingSecret": "", "redis": {"existingSecret": ""}, "ticketSecrets": [],
+              "clients": [{"name": "web-backend", "can": ["issue"], "keySha256": "ab" * 32}],
+              "config": {"tickets": {"allowed_origins": ["https://app.example.com"]}}}
+    base_kinds = {"Deployment", "Service", "ConfigMap", "ServiceAccount"}
+    cases: list[tuple[str, dict[str, Any], str, str, set[str], int | None]] = [
+        ("defaults", {}, "wsticket", "wsticket", base_kinds, 2),
+        ("all-options", all_options, "edge", "prod",
+         base_kinds | {"Secret", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor",
+                       "PrometheusRule", "NetworkPolicy"}, None),
+        ("memory-single", memory, "tickets", "web", base_kinds | {"Secret"}, 1),
+    ]
+
+    section("helm lint --strict")
+    lint("defaults", None)
+    lint("all-options", all_options)
+
+    rendered: dict[str, dict[str, Any]] = {}
+    files: list[pathlib.Path] = []
+    with helm.Chart.load(CHART) as chart:
+        section("render")
+        all_docs = {}
+        for case, values, name, namespace, _, _ in cases:
+            try:
+                docs = render(chart, values, name, namespace)
+            except helm.HelmError as e:
+                ok(False, f"{case}: renders ({e})")
+                continue
+            ok(True, f"{case}: renders ({len(docs)} objects)")
+            all_docs[case] = docs
+            files += write_manifests(docs, outdir, case)
+
+        section(f"kubernetes-validate --strict -k {KUBE_VERSION} ({len(files)} manifests in {outdir})")
+        kv = shutil.which("kubernetes-validate") or str(pathlib.Path(sys.executable).parent / "kubernetes-validate")
+        p = subprocess.run([kv, "--strict", "-k", KUBE_VERSION, *map(str, files)], capture_output=True, text=True)
+        print("\n".join("  " + line for line in (p.stdout + p.stderr).strip().splitlines()))
+        ok(p.returncode == 0 and "INFO" in p.stdout and not any(
+            w in p.stdout + p.stderr for w in ("ERROR", "WARN", "Couldn't find schema")),
+           "kubernetes-validate: every core manifest is valid")
+
+        section("manifest contents")
+        for case, values, name, namespace, kinds, replicas in cases:
+            if case in all_docs:
+                try:
+                    rendered[case] = check_case(case, all_docs[case], values, namespace, kinds, replicas)
+                except (AssertionError, KeyError, TypeError, ValueError) as e:
+                    ok(False, f"{case}: manifest checks ({type(e).__name__}: {e})")
+
+        section("values that must not render")
+        check_rejected(chart)
+
+    section("wsticket check-config on the rendered configs")
+    binary = find_binary()
+    if binary is None:
+        print("  no wsticket binary built from the current sources: skipped "
+              "(build it, or set WSTICKET_BIN)")
+    else:
+        print(f"  using {binary}")
+        for case, r in rendered.items():
+            check_config_with_binary(binary, case, r)
+
+    if not failed:
+        shutil.rmtree(outdir, ignore_errors=True)
+    else:
+        print(f"rendered manifests kept in {outdir}")
+    print(f"chart-check: {passed} passed, {len(failed)} failed")
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+{{/*
+wsticket.toml, rendered from values. Secrets are never inline: they are files
+in the mounted Secret (secret_file, key_sha256_file, hs_secret_file), and the
+Redis URL comes from the environment (WSTICKET_REDIS_URL).
+*/}}
+{{- define "wsticket.toml" -}}
+{{- $dir := include "wsticket.secretDir" . -}}
+{{- $cfg := .Values.config -}}
+# Rendered by the wsticket Helm chart ({{ include "wsticket.chart" . }}).
+# Secrets are files under {{ $dir }}; the Redis URL is WSTICKET_REDIS_URL.
+listen = {{ printf "0.0.0.0:%d" (int .Values.containerPorts.http) | toJson }}
+admin_listen = {{ printf "0.0.0.0:%d" (int .Values.containerPorts.metrics) | toJson }}
+{{- range $key, $value := $cfg }}
+{{- if and (not (kindIs "map" $value)) (not (kindIs "invalid" $value)) }}
+{{ $key }} = {{ toJson $value }}
+{{- end }}
+{{- end }}
+
+[store]
+{{- include "wsticket.tomlPairs" ($cfg.store | default dict) }}
+
+[tickets]
+{{- include "wsticket.tomlPairs" ($cfg.tickets | default dict) }}
+{{- with .Values.ticketSecrets }}
+secrets = [
+{{- range . }}
+  { id = {{ toJson .id }}, secret_file = {{ printf "%s/ticket-secret-%s" $dir .id | toJson }} },
+{{- end }}
+]
+{{- end }}
+{{- range .Values.clients }}
+
+[[clients]]
+name = {{ toJson .name }}
+key_sha256_file = {{ printf "%s/client-%s-key-sha256" $dir .name | toJson }}
+can = {{ toJson .can }}
+{{- if hasKey . "audiences" }}
+audiences = {{ toJson .audiences }}
+{{- end }}
+{{- end }}
+{{- with .Values.auth.jwt }}
+
+[auth.jwt]
+{{- include "wsticket.tomlPairs" (omit . "hs_secret") }}
+{{- if hasKey . "hs_secret" }}
+hs_secret_file = {{ printf "%s/jwt-hs-secret" $dir | toJson }}
+{{- end }}
+{{- end }}
+{{- with .Values.auth.forward }}
+
+[auth.forward]
+{{- include "wsticket.tomlPairs" . }}
+{{- end }}
+{{- end }}
