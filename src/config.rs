@@ -8,7 +8,7 @@ use crate::auth::jwt::{self, Family, JwtSettings, KeySource, VerifyingKey};
 use crate::auth::{ApiClient, Permission, key_sha256_hex};
 use crate::crypto::{Keyring, ServerSecret};
 use crate::domain::{Audience, Origin, OriginAllowlist};
-use crate::store::RedisSettings;
+use crate::store::{RedisSettings, RedisTopology};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -107,10 +107,22 @@ struct RawForward {
 struct RawStore {
     redis_url: Option<String>,
     redis_url_file: Option<PathBuf>,
+    cluster_urls: Option<Vec<String>>,
+    sentinel: Option<RawSentinel>,
     key_prefix: Option<String>,
     command_timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
+    max_in_flight: Option<usize>,
     memory_max_entries: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSentinel {
+    master_name: String,
+    urls: Vec<String>,
+    db: Option<i64>,
+    master_password_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -377,18 +389,73 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
             "must be between 1 and 60000",
         ));
     }
-    let backend = match url {
-        Some((field, url)) => {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                // Never echo the URL: it may carry a password.
-                return Err(err(field, "must start with redis:// or rediss://"));
+    let redis_url = |field: &str, url: &str| -> Result<(), ConfigError> {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(())
+        } else {
+            // Never echo the URL: it may carry a password.
+            Err(err(field, "must start with redis:// or rediss://"))
+        }
+    };
+    let topology = match (url, raw.cluster_urls, raw.sentinel) {
+        (Some((field, url)), _, _) if field == "WSTICKET_REDIS_URL" => {
+            redis_url(field, &url)?;
+            Some(RedisTopology::Single { url })
+        }
+        (Some((field, url)), None, None) => {
+            redis_url(field, &url)?;
+            Some(RedisTopology::Single { url })
+        }
+        (None, Some(urls), None) => {
+            if urls.is_empty() {
+                return Err(err("store.cluster_urls", "name at least one node"));
             }
-            StoreBackend::Redis(RedisSettings {
-                url,
-                command_timeout: Duration::from_millis(command_timeout_ms),
-                connect_timeout: Duration::from_millis(connect_timeout_ms),
+            for (i, u) in urls.iter().enumerate() {
+                redis_url(&format!("store.cluster_urls[{i}]"), u)?;
+            }
+            Some(RedisTopology::Cluster { urls })
+        }
+        (None, None, Some(s)) => {
+            if s.urls.is_empty() {
+                return Err(err("store.sentinel.urls", "name at least one sentinel"));
+            }
+            for (i, u) in s.urls.iter().enumerate() {
+                redis_url(&format!("store.sentinel.urls[{i}]"), u)?;
+            }
+            if s.master_name.is_empty() {
+                return Err(err("store.sentinel.master_name", "must not be empty"));
+            }
+            let password = s
+                .master_password_file
+                .as_ref()
+                .map(|p| read_file("store.sentinel.master_password_file", p))
+                .transpose()?;
+            Some(RedisTopology::Sentinel {
+                master_name: s.master_name,
+                urls: s.urls,
+                db: s.db.unwrap_or(0),
+                password,
             })
         }
+        (None, None, None) => None,
+        _ => {
+            return Err(err(
+                "store",
+                "set one of redis_url (or redis_url_file), cluster_urls and sentinel",
+            ));
+        }
+    };
+    let max_in_flight = raw.max_in_flight.unwrap_or(1024);
+    if !(1..=1_000_000).contains(&max_in_flight) {
+        return Err(err("store.max_in_flight", "must be between 1 and 1000000"));
+    }
+    let backend = match topology {
+        Some(topology) => StoreBackend::Redis(RedisSettings {
+            topology,
+            command_timeout: Duration::from_millis(command_timeout_ms),
+            connect_timeout: Duration::from_millis(connect_timeout_ms),
+            max_in_flight,
+        }),
         None => {
             let max_entries = raw.memory_max_entries.unwrap_or(1_000_000);
             if max_entries == 0 {

@@ -103,7 +103,7 @@ impl Application {
         let store = match &settings.store.backend {
             StoreBackend::Memory { max_entries } => Store::Memory(MemoryStore::new(*max_entries)),
             StoreBackend::Redis(r) => {
-                Store::Redis(RedisStore::new(r).map_err(StartupError::Store)?)
+                Store::Redis(Box::new(RedisStore::new(r).map_err(StartupError::Store)?))
             }
         };
         tracing::info!(store = store.backend(), "ticket store configured");
@@ -298,6 +298,7 @@ async fn observe<B: MessageBody>(
     let status = res.status().as_u16();
     metrics.http_request(&route, method, status, took);
     tracing::info!(
+        target: "wsticket::access",
         method,
         route = %route,
         status,

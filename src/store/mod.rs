@@ -8,7 +8,7 @@ mod memory;
 mod redis;
 
 pub use memory::MemoryStore;
-pub use redis::{RedisSettings, RedisStore};
+pub use redis::{RedisSettings, RedisStore, RedisTopology};
 
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ pub enum StoreError {
     Connection(String),
     #[error("store is full")]
     Full,
+    #[error("too many store operations in flight")]
+    Busy,
     #[error("store error: {0}")]
     Other(String),
 }
@@ -44,6 +46,7 @@ impl StoreError {
         match self {
             StoreError::Timeout => "timeout",
             StoreError::Connection(_) => "connection",
+            StoreError::Busy => "busy",
             StoreError::Full | StoreError::Other(_) => "other",
         }
     }
@@ -70,7 +73,7 @@ pub trait TicketStore {
 
 pub enum Store {
     Memory(MemoryStore),
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 impl Store {

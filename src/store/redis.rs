@@ -1,4 +1,5 @@
-//! The Redis store.
+//! The Redis store: a single node, a Redis Cluster, or a master found through
+//! Sentinel.
 //!
 //! * mint: `SET key value NX EX ttl` — never overwrites;
 //! * redeem: one Lua script (atomic in Redis) that returns the old value and,
@@ -8,17 +9,31 @@
 //!   reuse can be logged with its user id. The script only writes a key it
 //!   has just read, so no key is ever created for an unknown ticket.
 //!
-//! The connection is a `ConnectionManager`, which reconnects by itself, made
-//! lazily so that wsticket starts (and reports not ready) while Redis is down.
-//! Every command runs under a timeout. A command whose outcome is unknown is
-//! reported as an error and never retried here: a retried redeem could
-//! consume a ticket twice or report a consumed ticket as reused.
+//! Every call touches exactly one key, so a Cluster needs no cross-slot
+//! operation. Connections are made lazily, so wsticket starts (and reports
+//! not ready) while Redis is down. Every command runs under a timeout; a
+//! command whose outcome is unknown is an error and is never retried here: a
+//! retried redeem could report a ticket it consumed as reused.
+//!
+//! * single node: a `ConnectionManager`, which reconnects by itself;
+//! * Cluster: the crate's cluster connection, which follows slot moves and
+//!   failovers by itself;
+//! * Sentinel: a multiplexed connection to the master Sentinel names. The
+//!   crate does not follow a failover, so any failure drops the connection
+//!   and the next call asks Sentinel for the master again (a demoted master
+//!   answers writes with `READONLY`, which is such a failure).
 
 use super::{StoreError, Taken, TicketStore};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, RedisError};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 use std::fmt;
 use std::time::Duration;
+use tokio::sync::{Mutex, RwLock};
 
 /// Sealed values start with a version byte of 1; a leading 0 marks a used
 /// ticket.
@@ -33,65 +48,268 @@ end
 return v
 "#;
 
+/// Where Redis is.
+pub enum RedisTopology {
+    Single {
+        url: String,
+    },
+    Cluster {
+        urls: Vec<String>,
+    },
+    Sentinel {
+        master_name: String,
+        urls: Vec<String>,
+        db: i64,
+        password: Option<String>,
+    },
+}
+
 pub struct RedisSettings {
-    pub url: String,
+    pub topology: RedisTopology,
     pub command_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Store operations allowed in flight at once; more fail at once with
+    /// `Busy` instead of queueing behind a stalled Redis.
+    pub max_in_flight: usize,
 }
 
 impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may carry a password.
+        // URLs may carry passwords.
+        let kind = match self.topology {
+            RedisTopology::Single { .. } => "single",
+            RedisTopology::Cluster { .. } => "cluster",
+            RedisTopology::Sentinel { .. } => "sentinel",
+        };
         f.debug_struct("RedisSettings")
-            .field("url", &"***")
+            .field("topology", &kind)
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
 
+/// A connection of any topology, usable wherever the crate wants one.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(MultiplexedConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
+        }
+    }
+}
+
+enum Source {
+    Single(ConnectionManager),
+    Cluster {
+        client: ClusterClient,
+        conn: RwLock<Option<ClusterConnection>>,
+    },
+    Sentinel {
+        client: Mutex<SentinelClient>,
+        config: AsyncConnectionConfig,
+        conn: RwLock<Option<MultiplexedConnection>>,
+    },
+}
+
 pub struct RedisStore {
-    conn: ConnectionManager,
+    source: Source,
     timeout: Duration,
     take: redis::Script,
+    in_flight: tokio::sync::Semaphore,
+}
+
+fn invalid(what: &str, e: &RedisError) -> String {
+    format!("{what} is not valid ({:?})", e.kind())
 }
 
 impl RedisStore {
-    /// Parses the URL and prepares the connection; does not connect.
+    /// Parses the addresses and prepares the connection; does not connect.
     pub fn new(settings: &RedisSettings) -> Result<Self, String> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| format!("store.redis_url is not a valid Redis URL ({:?})", e.kind()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(settings.command_timeout))
-            .set_connection_timeout(Some(settings.connect_timeout))
-            // Reconnect quickly; every request that finds the connection
-            // broken starts a new attempt anyway.
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| format!("cannot prepare the Redis connection ({:?})", e.kind()))?;
+        let source = match &settings.topology {
+            RedisTopology::Single { url } => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| invalid("store.redis_url", &e))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(settings.command_timeout))
+                    .set_connection_timeout(Some(settings.connect_timeout))
+                    // Reconnect quickly; every request that finds the
+                    // connection broken starts a new attempt anyway.
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
+                let conn = ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(|e| invalid("the Redis connection", &e))?;
+                Source::Single(conn)
+            }
+            RedisTopology::Cluster { urls } => {
+                let client = ClusterClient::builder(urls.iter().map(String::as_str))
+                    .connection_timeout(settings.connect_timeout)
+                    .response_timeout(settings.command_timeout)
+                    // Retries follow MOVED/ASK during slot moves and
+                    // failovers. A retried redeem can at worst find its own
+                    // used mark and answer 409: never a second success.
+                    .retries(2)
+                    .min_retry_wait(20)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(|e| invalid("store.cluster_urls", &e))?;
+                Source::Cluster {
+                    client,
+                    conn: RwLock::new(None),
+                }
+            }
+            RedisTopology::Sentinel {
+                master_name,
+                urls,
+                db,
+                password,
+            } => {
+                let mut info = redis::RedisConnectionInfo::default().set_db(*db);
+                if let Some(p) = password {
+                    info = info.set_password(p);
+                }
+                let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+                let client = SentinelClient::build(
+                    urls.iter().map(String::as_str).collect(),
+                    master_name.clone(),
+                    Some(node),
+                    SentinelServerType::Master,
+                )
+                .map_err(|e| invalid("store.sentinel", &e))?;
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(settings.connect_timeout))
+                    .set_response_timeout(Some(settings.command_timeout));
+                Source::Sentinel {
+                    client: Mutex::new(client),
+                    config,
+                    conn: RwLock::new(None),
+                }
+            }
+        };
         Ok(RedisStore {
-            conn,
+            source,
             timeout: settings.command_timeout,
             take: redis::Script::new(TAKE_SCRIPT),
+            in_flight: tokio::sync::Semaphore::new(settings.max_in_flight),
         })
     }
 
-    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        within(self.timeout, cmd.query_async::<T>(&mut conn)).await
+    pub fn topology(&self) -> &'static str {
+        match self.source {
+            Source::Single(_) => "single",
+            Source::Cluster { .. } => "cluster",
+            Source::Sentinel { .. } => "sentinel",
+        }
     }
-}
 
-async fn within<T>(
-    limit: Duration,
-    fut: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, fut).await {
-        Err(_) => Err(StoreError::Timeout),
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(classify(&e)),
+    /// The current connection, made on first use (and, for Sentinel, again
+    /// after a failure).
+    async fn conn(&self) -> Result<Conn, RedisError> {
+        match &self.source {
+            Source::Single(c) => Ok(Conn::Single(c.clone())),
+            Source::Cluster { client, conn } => {
+                if let Some(c) = conn.read().await.clone() {
+                    return Ok(Conn::Cluster(c));
+                }
+                let mut slot = conn.write().await;
+                if let Some(c) = slot.clone() {
+                    return Ok(Conn::Cluster(c));
+                }
+                let c = client.get_async_connection().await?;
+                *slot = Some(c.clone());
+                Ok(Conn::Cluster(c))
+            }
+            Source::Sentinel {
+                client,
+                config,
+                conn,
+            } => {
+                if let Some(c) = conn.read().await.clone() {
+                    return Ok(Conn::Sentinel(c));
+                }
+                let mut slot = conn.write().await;
+                if let Some(c) = slot.clone() {
+                    return Ok(Conn::Sentinel(c));
+                }
+                let c = client
+                    .lock()
+                    .await
+                    .get_async_connection_with_config(config)
+                    .await?;
+                tracing::info!("connected to the master named by Sentinel");
+                *slot = Some(c);
+                Ok(Conn::Sentinel(
+                    slot.clone().unwrap_or_else(|| unreachable!()),
+                ))
+            }
+        }
+    }
+
+    /// After a failure, forget a Sentinel master: it may have been demoted.
+    async fn failed(&self) {
+        if let Source::Sentinel { conn, .. } = &self.source {
+            conn.write().await.take();
+        }
+    }
+
+    /// Run `call` on a connection under the command timeout.
+    async fn with_conn<T, F>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
+    {
+        // When Redis stalls, requests would pile up for the whole timeout
+        // each; past the bound they fail at once instead.
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            return Err(StoreError::Busy);
+        };
+        let attempt = async {
+            let mut conn = self.conn().await?;
+            call(&mut conn).await
+        };
+        let result = match tokio::time::timeout(self.timeout, attempt).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(&e)),
+        };
+        if result.is_err() {
+            self.failed().await;
+        }
+        result
+    }
+
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.with_conn(async |c| cmd.query_async::<T>(c).await)
+            .await
     }
 }
 
@@ -104,6 +322,7 @@ fn classify(e: &RedisError) -> StoreError {
         || e.is_connection_refusal()
         || e.is_connection_dropped()
         || e.is_unrecoverable_error()
+        || e.is_cluster_error()
     {
         StoreError::Connection(format!("{:?}", e.kind()))
     } else {
@@ -126,9 +345,10 @@ impl TicketStore for RedisStore {
     async fn take(&self, key: &str) -> Result<Taken, StoreError> {
         // EVALSHA, and EVAL only when Redis answers NOSCRIPT: the script did
         // not run then, so sending it again cannot consume a ticket twice.
-        let mut conn = self.conn.clone();
         let invocation = self.take.key(key);
-        let old: Option<Vec<u8>> = within(self.timeout, invocation.invoke_async(&mut conn)).await?;
+        let old: Option<Vec<u8>> = self
+            .with_conn(async |c| invocation.invoke_async(c).await)
+            .await?;
         Ok(match old {
             None => Taken::Missing,
             Some(mut v) if v.first() == Some(&USED_MARK) => {
@@ -140,6 +360,15 @@ impl TicketStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // A cluster answers PING from any node; ask about the whole cluster.
+        if let Source::Cluster { .. } = self.source {
+            let info: String = self.run(&redis::cmd("CLUSTER").arg("INFO").clone()).await?;
+            return if info.contains("cluster_state:ok") {
+                Ok(())
+            } else {
+                Err(StoreError::Other("cluster_state is not ok".into()))
+            };
+        }
         let pong: String = self.run(&redis::cmd("PING")).await?;
         if pong == "PONG" {
             Ok(())

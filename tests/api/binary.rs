@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wsticket");
 
-fn temp_file(name: &str, contents: &str) -> PathBuf {
+pub fn temp_file(name: &str, contents: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "wsticket-test-{}",
         random_prefix().trim_end_matches(':')
@@ -33,14 +33,14 @@ fn listening_addr(line: &str) -> Option<String> {
 }
 
 /// A running `wsticket` process whose stderr is captured.
-struct Proc {
-    child: Child,
+pub struct Proc {
+    pub child: Child,
     log: Arc<Mutex<String>>,
-    base: String,
+    pub base: String,
 }
 
 impl Proc {
-    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .env_remove("WSTICKET_CONFIG")
@@ -87,7 +87,7 @@ impl Proc {
         Proc { child, log, base }
     }
 
-    fn stop(mut self) -> String {
+    pub fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Let the reader thread drain the pipe.
@@ -97,9 +97,14 @@ impl Proc {
 }
 
 /// The test process's own HTTP client (rustls needs its provider first).
-fn http() -> reqwest::Client {
+pub fn http() -> reqwest::Client {
     wsticket::tls::ensure_crypto_provider();
-    reqwest::Client::new()
+    reqwest::Client::builder()
+        // Below the server's 5 s keep-alive: never send on a connection the
+        // server is closing.
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("reqwest client")
 }
 
 async fn post(base: &str, route: &str, key: &str, body: Value) -> (u16, Value) {

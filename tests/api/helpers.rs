@@ -12,6 +12,10 @@ use wsticket::startup::Application;
 pub enum Backend {
     Memory,
     Redis,
+    /// A 3-master, 3-replica Redis Cluster.
+    Cluster,
+    /// A master and a replica behind three Sentinels.
+    Sentinel,
 }
 
 /// API keys of the test configuration (and the permissions they carry).
@@ -39,10 +43,19 @@ pub fn base_config(
     let store = match backend {
         Backend::Memory => "memory_max_entries = 100000".to_owned(),
         Backend::Redis => format!(
-            "redis_url = \"{}\"\ncommand_timeout_ms = 300\nconnect_timeout_ms = 300",
+            "redis_url = \"{}\"\ncommand_timeout_ms = 1000\nconnect_timeout_ms = 1000",
             redis_url
                 .map(str::to_owned)
                 .unwrap_or_else(redis_server::shared_url)
+        ),
+        Backend::Cluster => format!(
+            "cluster_urls = {:?}\ncommand_timeout_ms = 1000\nconnect_timeout_ms = 1000",
+            redis_server::shared_cluster()
+        ),
+        Backend::Sentinel => format!(
+            "command_timeout_ms = 1000\nconnect_timeout_ms = 1000\n[store.sentinel]\nmaster_name = \"{}\"\nurls = {:?}",
+            redis_server::MASTER_NAME,
+            redis_server::shared_sentinel()
         ),
     };
     format!(
@@ -160,6 +173,9 @@ pub async fn spawn_toml(text: &str, prefix: String) -> TestApp {
             wsticket::tls::ensure_crypto_provider();
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
+                // Below the server's 5 s keep-alive: never send on a
+                // connection the server is closing.
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .expect("reqwest client")
         },

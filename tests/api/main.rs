@@ -2,7 +2,7 @@
 //! runs the same behavioural suite against the in-memory store and a real
 //! Redis (`WSTICKET_TEST_REDIS_URL`, or a `redis-server` it starts itself).
 
-mod binary;
+pub mod binary;
 mod frontend;
 mod helpers;
 mod http_edge;
@@ -11,3 +11,4 @@ mod openapi;
 mod redis_faults;
 mod redis_server;
 mod suite;
+mod topologies;

@@ -61,8 +61,10 @@ async fn redis_down_fails_closed_and_the_same_server_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_redis_gives_503_within_the_timeout_not_a_hang() {
     let redis = RedisServer::start();
-    // command_timeout_ms = 300 in the test config.
-    let app = spawn_with(Backend::Redis, Some(&redis.url()), "").await;
+    let prefix = random_prefix();
+    let text = base_config(Backend::Redis, Some(&redis.url()), &prefix, "")
+        .replace("command_timeout_ms = 1000", "command_timeout_ms = 300");
+    let app = spawn_toml(&text, prefix).await;
     let t = app.mint().await;
     redis.pause();
     let started = Instant::now();

@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ pub struct RedisServer {
     stdin: Option<ChildStdin>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -42,13 +43,56 @@ fn ping(port: u16) -> bool {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        Self::start_on(free_port())
+        Self::start_any(&[])
+    }
+
+    /// On a free port; another test may grab the same port between our
+    /// probe and redis-server's bind, so a server that dies at once is
+    /// retried on another port.
+    pub fn start_any(extra: &[String]) -> RedisServer {
+        for _ in 0..5 {
+            if let Some(s) = Self::try_start(free_port(), extra) {
+                return s;
+            }
+        }
+        panic!("redis-server would not start on any of 5 free ports");
     }
 
     pub fn start_on(port: u16) -> RedisServer {
+        Self::start_with(port, &[])
+    }
+
+    /// A redis-server on `port` with extra arguments.
+    pub fn start_with(port: u16, extra: &[String]) -> RedisServer {
+        Self::try_start(port, extra)
+            .unwrap_or_else(|| panic!("redis-server exited at once on port {port}"))
+    }
+
+    fn try_start(port: u16, extra: &[String]) -> Option<RedisServer> {
+        let extra: Vec<String> = extra.iter().map(|a| format!("'{a}'")).collect();
+        Self::spawn(
+            port,
+            &format!(
+                "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+                 --loglevel warning {}",
+                extra.join(" ")
+            ),
+        )
+    }
+
+    /// A Sentinel on `port` from its config file (which it rewrites).
+    pub fn start_sentinel(port: u16, conf: &Path) -> RedisServer {
+        Self::spawn(
+            port,
+            &format!("redis-server '{}' --sentinel", conf.display()),
+        )
+        .unwrap_or_else(|| panic!("redis-server --sentinel exited at once on port {port}"))
+    }
+
+    /// `None` when the process died before answering (port taken).
+    fn spawn(port: u16, command: &str) -> Option<RedisServer> {
         let script = format!(
-            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-             --loglevel warning >/dev/null 2>&1 & pid=$!; echo $pid; \
+            "{command} >/dev/null 2>&1 & pid=$!; echo $pid; \
              read _; kill -CONT $pid 2>/dev/null; kill -9 $pid 2>/dev/null"
         );
         let mut watchdog = Command::new("sh")
@@ -72,18 +116,25 @@ impl RedisServer {
             watchdog,
             stdin,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while !ping(port) {
+            let alive = Command::new("kill")
+                .args(["-0", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !alive {
+                return None;
+            }
             if Instant::now() > deadline {
                 panic!(
-                    "redis-server did not answer on 127.0.0.1:{port} within 10 s. The Redis tests \
+                    "redis-server did not answer on 127.0.0.1:{port} within 20 s. The Redis tests \
                      need `redis-server` on PATH (apt-get install -y redis-server) or \
                      WSTICKET_TEST_REDIS_URL pointing at a running Redis."
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
+        Some(server)
     }
 
     pub fn url(&self) -> String {
@@ -158,4 +209,215 @@ pub fn shared_url() -> String {
         })
         .0
         .clone()
+}
+
+fn temp_dir(kind: &str) -> PathBuf {
+    let n: u64 = rand::random();
+    let dir = std::env::temp_dir().join(format!("wsticket-{kind}-{n:016x}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn redis_cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli runs (it ships with redis-server)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} not reached within {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Three masters and three replicas on loopback, formed with
+/// `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let dir = temp_dir("cluster");
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|i| {
+                RedisServer::start_any(&[
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    dir.join(format!("nodes-{i}.conf")).display().to_string(),
+                    "--cluster-node-timeout".into(),
+                    "1000".into(),
+                    "--dir".into(),
+                    dir.display().to_string(),
+                ])
+            })
+            .collect();
+        let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+        args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        args.extend([
+            "--cluster-replicas".into(),
+            "1".into(),
+            "--cluster-yes".into(),
+        ]);
+        let out = Command::new("redis-cli")
+            .args(&args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Every live node says `cluster_state:ok`.
+    pub fn wait_ok(&self) {
+        wait_for("cluster_state:ok on every node", 30, || {
+            self.nodes.iter().filter(|n| n.stdin.is_some()).all(|n| {
+                redis_cli(&["-p", &n.port.to_string(), "cluster", "info"])
+                    .contains("cluster_state:ok")
+            })
+        });
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.url()).collect()
+    }
+
+    /// Kill one master; its replica takes over after the node timeout.
+    pub fn kill_a_master(&mut self) -> u16 {
+        let i = self
+            .nodes
+            .iter()
+            .position(|n| redis_cli(&["-p", &n.port.to_string(), "role"]).starts_with("master"))
+            .expect("a master");
+        let node = self.nodes.remove(i);
+        node.stop()
+    }
+}
+
+/// A master, a replica and three Sentinels on loopback.
+pub struct RedisSentinel {
+    /// Kept to keep the process alive (a watchdog kills it on drop).
+    _master: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Vec<RedisServer>,
+}
+
+pub const MASTER_NAME: &str = "wsticket-test";
+
+impl RedisSentinel {
+    pub fn start() -> RedisSentinel {
+        let dir = temp_dir("sentinel");
+        let master = RedisServer::start();
+        let replica = RedisServer::start_with(
+            free_port(),
+            &[
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                master.port.to_string(),
+            ],
+        );
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|i| {
+                let port = free_port();
+                let conf = dir.join(format!("sentinel-{i}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                         sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
+                         sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                         sentinel failover-timeout {MASTER_NAME} 3000\n",
+                        dir.display(),
+                        master.port
+                    ),
+                )
+                .unwrap();
+                RedisServer::start_sentinel(port, &conf)
+            })
+            .collect();
+        let s = RedisSentinel {
+            _master: master,
+            replica,
+            sentinels,
+        };
+        let replica_port = s.replica.port.to_string();
+        wait_for("the replica in sync", 20, || {
+            redis_cli(&["-p", &replica_port, "info", "replication"])
+                .contains("master_link_status:up")
+        });
+        wait_for(
+            "every sentinel to know the replica and its peers",
+            30,
+            || {
+                s.sentinels.iter().all(|x| {
+                    let p = x.port.to_string();
+                    redis_cli(&["-p", &p, "sentinel", "replicas", MASTER_NAME])
+                        .contains(&replica_port)
+                        && redis_cli(&["-p", &p, "sentinel", "master", MASTER_NAME])
+                            .contains("num-other-sentinels\n2")
+                })
+            },
+        );
+        s
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(|s| s.url()).collect()
+    }
+
+    pub fn master_port(&self) -> u16 {
+        let out = redis_cli(&[
+            "-p",
+            &self.sentinels[0].port.to_string(),
+            "sentinel",
+            "get-master-addr-by-name",
+            MASTER_NAME,
+        ]);
+        out.lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// `SENTINEL FAILOVER`, then wait until the replica is the master.
+    pub fn failover(&self) {
+        let old = self.master_port();
+        let out = redis_cli(&[
+            "-p",
+            &self.sentinels[0].port.to_string(),
+            "sentinel",
+            "failover",
+            MASTER_NAME,
+        ]);
+        assert!(out.contains("OK"), "sentinel failover: {out}");
+        wait_for("the new master", 20, || {
+            let now = self.master_port();
+            now != old
+                && now != 0
+                && redis_cli(&["-p", &now.to_string(), "role"]).starts_with("master")
+        });
+    }
+}
+
+pub fn shared_cluster() -> Vec<String> {
+    static SHARED: OnceLock<RedisCluster> = OnceLock::new();
+    SHARED.get_or_init(RedisCluster::start).urls()
+}
+
+pub fn shared_sentinel() -> Vec<String> {
+    static SHARED: OnceLock<RedisSentinel> = OnceLock::new();
+    SHARED.get_or_init(RedisSentinel::start).urls()
 }

@@ -1,5 +1,6 @@
-//! The behavioural suite: every test runs once against the in-memory store
-//! and once against a real Redis.
+//! The behavioural suite: every test runs against the in-memory store, a
+//! real Redis, a real Redis Cluster (3 masters, 3 replicas) and a real
+//! Sentinel set-up (master, replica, 3 sentinels).
 
 use crate::helpers::*;
 use serde_json::json;
@@ -20,6 +21,22 @@ macro_rules! for_both_stores {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Backend::Redis).await
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Cluster).await
+                }
+            )*
+        }
+        mod sentinel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sentinel).await
                 }
             )*
         }
@@ -341,20 +358,31 @@ async fn concurrent_redeemers_have_exactly_one_winner(b: Backend) {
     for _ in 0..200 {
         tickets.push(app.mint().await);
     }
-    let mut tasks = Vec::new();
-    for t in &tickets {
-        for _ in 0..8 {
+    // Each ticket's 8 redeemers race each other; 16 tickets are in play at
+    // a time (128 requests in flight, well under the store's bound).
+    use futures_util::StreamExt;
+    let results: Vec<(String, u16)> = futures_util::stream::iter(tickets)
+        .map(|t| {
             let app = app.clone();
-            let t = t.clone();
-            tasks.push(tokio::spawn(async move {
-                (t.clone(), app.redeem(&t, Some(ORIGIN)).await.status)
-            }));
-        }
-    }
+            async move {
+                let racers = (0..8).map(|_| {
+                    let (app, t) = (app.clone(), t.clone());
+                    tokio::spawn(async move { app.redeem(&t, Some(ORIGIN)).await.status })
+                });
+                let statuses = futures_util::future::join_all(racers).await;
+                statuses
+                    .into_iter()
+                    .map(|s| (t.clone(), s.unwrap()))
+                    .collect::<Vec<_>>()
+            }
+        })
+        .buffer_unordered(16)
+        .flat_map(futures_util::stream::iter)
+        .collect()
+        .await;
     let mut wins = std::collections::HashMap::<String, usize>::new();
     let mut reused = 0;
-    for task in tasks {
-        let (t, status) = task.await.unwrap();
+    for (t, status) in results {
         match status {
             200 => *wins.entry(t).or_default() += 1,
             409 => reused += 1,
