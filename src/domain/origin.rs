@@ -405,3 +405,139 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Labels that make look-alikes likely: shared suffixes, punycode, case.
+    fn label() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_owned()),
+            Just("app".to_owned()),
+            Just("example".to_owned()),
+            Just("EXAMPLE".to_owned()),
+            Just("org".to_owned()),
+            Just("com".to_owned()),
+            Just("evil".to_owned()),
+            Just("xn--bcher-kva".to_owned()),
+            "[a-z0-9]{1,5}",
+        ]
+    }
+
+    fn host() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(label(), 1..5)
+    }
+
+    fn scheme() -> impl Strategy<Value = &'static str> {
+        prop_oneof![Just("http"), Just("https"), Just("HTTPS")]
+    }
+
+    fn port() -> impl Strategy<Value = Option<u16>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(80)),
+            Just(Some(443)),
+            Just(Some(8443))
+        ]
+    }
+
+    fn origin_string(s: &str, host: &[String], port: Option<u16>) -> String {
+        match port {
+            Some(p) => format!("{s}://{}:{p}", host.join(".")),
+            None => format!("{s}://{}", host.join(".")),
+        }
+    }
+
+    /// The reference: compare scheme, effective port and labels by hand.
+    fn reference_allows(
+        entry: (&str, &[String], Option<u16>, bool),
+        origin: (&str, &[String], Option<u16>),
+    ) -> bool {
+        let norm_port = |s: &str, p: Option<u16>| {
+            let default = if s.eq_ignore_ascii_case("https") {
+                443
+            } else {
+                80
+            };
+            p.filter(|p| *p != default)
+        };
+        let lower = |v: &[String]| v.iter().map(|l| l.to_ascii_lowercase()).collect::<Vec<_>>();
+        let (es, eh, ep, wildcard) = entry;
+        let (os, oh, op) = origin;
+        if !es.eq_ignore_ascii_case(os) || norm_port(es, ep) != norm_port(os, op) {
+            return false;
+        }
+        let (eh, oh) = (lower(eh), lower(oh));
+        if wildcard {
+            oh.len() > eh.len() && oh[oh.len() - eh.len()..] == eh[..]
+        } else {
+            oh == eh
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,64}") {
+            let _ = Origin::parse(&s);
+        }
+
+        #[test]
+        fn parsing_url_like_input_never_panics(s in "(https?|file|ws)://[a-zA-Z0-9.:@/?#%\\[\\]_*-]{0,40}") {
+            let _ = Origin::parse(&s);
+            let _ = OriginAllowlist::parse(&[s.as_str()]);
+        }
+
+        #[test]
+        fn canonicalisation_is_idempotent(s in scheme(), h in host(), p in port(), slash in any::<bool>()) {
+            let mut text = origin_string(s, &h, p);
+            if slash {
+                text.push('/');
+            }
+            if let Ok(o) = Origin::parse(&text) {
+                let again = Origin::parse(o.as_ref()).expect("a canonical origin parses");
+                prop_assert_eq!(again.as_ref(), o.as_ref());
+            }
+        }
+
+        #[test]
+        fn the_allowlist_agrees_with_the_reference(
+            es in scheme(), eh in host(), ep in port(), wildcard in any::<bool>(),
+            os in scheme(), other in host(), op in port(),
+            share in any::<bool>(), prefix in prop::collection::vec(label(), 0..3),
+            glue in any::<bool>(),
+        ) {
+            // A wildcard needs at least two labels after "*.".
+            prop_assume!(!wildcard || eh.len() >= 2);
+            // Half the time the origin ends with the entry's host, so that
+            // scheme, port and label boundaries decide.
+            // Glued, the entry's first label becomes the end of a longer one
+            // (`evilexample.org` against `*.example.org`).
+            let oh = match (share, glue) {
+                (true, false) => [prefix, eh.clone()].concat(),
+                (true, true) => {
+                    let mut h = [prefix, eh.clone()].concat();
+                    let i = h.len() - eh.len();
+                    h[i] = format!("evil{}", h[i]);
+                    h
+                }
+                (false, _) => other,
+            };
+            let entry = if wildcard {
+                origin_string(es, &[vec!["*".to_owned()], eh.clone()].concat(), ep)
+            } else {
+                origin_string(es, &eh, ep)
+            };
+            let origin = Origin::parse(&origin_string(os, &oh, op));
+            let list = OriginAllowlist::parse(&[entry.as_str()]);
+            if let (Ok(list), Ok(origin)) = (list, origin) {
+                prop_assert_eq!(
+                    list.allows(&origin),
+                    reference_allows((es, &eh, ep, wildcard), (os, &oh, op)),
+                    "entry {} origin {}", entry, origin.as_ref()
+                );
+            }
+        }
+    }
+}

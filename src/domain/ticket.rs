@@ -161,3 +161,38 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,80}") {
+            let _ = Ticket::parse(&s);
+        }
+
+        #[test]
+        fn parsing_ticket_shaped_input_never_panics(s in "wst_[a-z0-9_]{0,18}_[A-Za-z0-9_=+/-]{40,46}") {
+            let _ = Ticket::parse(&s);
+        }
+
+        /// One spelling per ticket: whatever parses prints back unchanged.
+        #[test]
+        fn what_parses_round_trips(kid in "[a-z0-9]{1,16}", tail in "[A-Za-z0-9_-]{43}") {
+            let s = format!("wst_{kid}_{tail}");
+            if let Ok(t) = Ticket::parse(&s) {
+                prop_assert_eq!(t.expose(), s);
+            }
+        }
+
+        #[test]
+        fn every_ticket_round_trips(kid in "[a-z0-9]{1,16}", bytes in any::<[u8; 32]>()) {
+            let s = format!("wst_{kid}_{}", URL_SAFE_NO_PAD.encode(bytes));
+            let t = Ticket::parse(&s).expect("a canonical ticket parses");
+            prop_assert_eq!(t.secret_bytes(), &bytes);
+            prop_assert_eq!(t.expose(), s);
+        }
+    }
+}

@@ -74,7 +74,8 @@ impl RedisServer {
             port,
             &format!(
                 "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-                 --loglevel warning {}",
+                 --loglevel warning --dir '{}' {}",
+                temp_dir("node").display(),
                 extra.join(" ")
             ),
         )
