@@ -317,6 +317,20 @@ fn jwks(name: &str) -> Value {
     serde_json::from_slice(&fixture(name)).unwrap()
 }
 
+/// Twenty tokens naming kids nobody published: each a 401.
+async fn flood_with_invented_kids(app: &TestApp) {
+    for i in 0..20 {
+        let kid = format!("made-up-{i}");
+        let t = sign(
+            Algorithm::RS256,
+            &rsa("rsa2.key.pem"),
+            Some(&kid),
+            &claims("u"),
+        );
+        app.mint_jwt(&t).await.expect(401, Some("unauthenticated"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kid_refetches_the_rotated_jwks_at_most_once_per_interval() {
     let idp = start_idp(jwks("jwks-v1.json")).await;
@@ -347,15 +361,7 @@ async fn unknown_kid_refetches_the_rotated_jwks_at_most_once_per_interval() {
     app.mint_jwt(&rotated)
         .await
         .expect(401, Some("unauthenticated"));
-    for i in 0..20 {
-        let t = sign(
-            Algorithm::RS256,
-            &rsa("rsa2.key.pem"),
-            Some(&format!("made-up-{i}")),
-            &claims("u"),
-        );
-        app.mint_jwt(&t).await.expect(401, Some("unauthenticated"));
-    }
+    flood_with_invented_kids(&app).await;
     assert_eq!(
         idp.hits.load(Ordering::SeqCst),
         1,
@@ -367,15 +373,7 @@ async fn unknown_kid_refetches_the_rotated_jwks_at_most_once_per_interval() {
     let r = app.mint_jwt(&rotated).await;
     r.expect(201, None);
     assert_eq!(idp.hits.load(Ordering::SeqCst), 2);
-    for i in 0..20 {
-        let t = sign(
-            Algorithm::RS256,
-            &rsa("rsa2.key.pem"),
-            Some(&format!("made-up-{i}")),
-            &claims("u"),
-        );
-        app.mint_jwt(&t).await.expect(401, Some("unauthenticated"));
-    }
+    flood_with_invented_kids(&app).await;
     assert_eq!(
         idp.hits.load(Ordering::SeqCst),
         2,
