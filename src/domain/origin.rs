@@ -123,6 +123,12 @@ impl Origin {
             Some(Host::Ipv6(ip)) => (format!("[{ip}]"), false),
             None => return Err(OriginError::Malformed("missing host")),
         };
+        // IDNA can make a host much longer than the input: bound what was
+        // produced (DNS allows 253 bytes), so a canonical origin always
+        // parses again.
+        if host.trim_end_matches('.').len() > 253 {
+            return Err(OriginError::Malformed("host name longer than 253 bytes"));
+        }
         let port = url.port();
         let serialized = match port {
             Some(p) => format!("{scheme_str}://{host}:{p}"),
@@ -319,6 +325,19 @@ mod tests {
                 Origin::parse(s)
             );
         }
+    }
+
+    /// Found by `cargo fuzz`: 127 two-byte IDN labels fit the input limit
+    /// but expand past it in punycode, so the canonical form did not parse
+    /// again.
+    #[test]
+    fn idn_hosts_that_expand_past_the_limits_are_refused() {
+        let long = format!("https://{}com", "у.".repeat(127));
+        assert!(long.len() <= MAX_ORIGIN_BYTES);
+        assert!(matches!(Origin::parse(&long), Err(OriginError::Malformed(_))));
+        let ok = format!("https://{}com", "у.".repeat(20));
+        let once = canon(&ok);
+        assert_eq!(canon(&once), once);
     }
 
     #[test]
