@@ -187,7 +187,7 @@ pub struct StoreSettings {
     pub key_prefix: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TicketSettings {
     pub default_ttl_secs: u64,
     pub max_ttl_secs: u64,

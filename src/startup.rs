@@ -100,13 +100,26 @@ impl Application {
     pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
         warn_about(&settings);
         crate::tls::ensure_crypto_provider();
-        let store = match &settings.store.backend {
-            StoreBackend::Memory { max_entries } => Store::Memory(MemoryStore::new(*max_entries)),
+        // One TicketService per HTTP worker. With Redis each gets its own
+        // connection, made on first use from that worker's thread, so the
+        // connection's driver runs beside the requests instead of handing
+        // every command to another thread and back.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let stores = match &settings.store.backend {
+            StoreBackend::Memory { max_entries } => {
+                let shared = Arc::new(MemoryStore::new(*max_entries));
+                (0..workers).map(|_| Store::Memory(shared.clone())).collect::<Vec<_>>()
+            }
             StoreBackend::Redis(r) => {
-                Store::Redis(Box::new(RedisStore::new(r).map_err(StartupError::Store)?))
+                let mut per_worker = r.clone();
+                per_worker.max_in_flight = r.max_in_flight.div_ceil(workers).max(1);
+                (0..workers)
+                    .map(|_| RedisStore::new(&per_worker).map(|s| Store::Redis(Box::new(s))))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(StartupError::Store)?
             }
         };
-        tracing::info!(store = store.backend(), "ticket store configured");
+        tracing::info!(store = stores[0].backend(), workers, "ticket store configured");
         let metrics = Arc::new(Metrics::new(&settings.tickets.audiences)?);
         let clients = std::mem::take(&mut settings.clients);
         let auth = authenticator(clients, settings.jwt.take(), settings.forward.take()).await?;
@@ -115,18 +128,26 @@ impl Application {
         let shutdown_delay = settings.shutdown_delay;
         let (listener, addr) = bind(settings.listen)?;
         let (admin_listener, admin_addr) = bind(settings.admin_listen)?;
-        let tickets = web::Data::new(TicketService::new(
-            settings.tickets,
-            store,
-            settings.store.key_prefix,
-            metrics.clone(),
-        ));
+        let services: Vec<web::Data<TicketService>> = stores
+            .into_iter()
+            .map(|store| {
+                web::Data::new(TicketService::new(
+                    settings.tickets.clone(),
+                    store,
+                    settings.store.key_prefix.clone(),
+                    metrics.clone(),
+                ))
+            })
+            .collect();
+        let next_worker = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let lifecycle = web::Data::new(Lifecycle::default());
         let metrics = web::Data::from(metrics);
 
         let (api_metrics, api_lifecycle) = (metrics.clone(), lifecycle.clone());
         let server = HttpServer::new(move || {
             let m = api_metrics.clone();
+            let i = next_worker.fetch_add(1, Ordering::Relaxed) % services.len();
+            let tickets = services[i].clone();
             let svc = tickets.clone();
             App::new()
                 .app_data(tickets.clone())
@@ -156,6 +177,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .disable_signals()
+        .workers(workers)
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr, source })?
         .shutdown_timeout(grace.as_secs())

@@ -72,7 +72,8 @@ pub trait TicketStore {
 }
 
 pub enum Store {
-    Memory(MemoryStore),
+    /// Shared by every worker: one map per process.
+    Memory(std::sync::Arc<MemoryStore>),
     Redis(Box<RedisStore>),
 }
 

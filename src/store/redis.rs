@@ -49,6 +49,7 @@ return v
 "#;
 
 /// Where Redis is.
+#[derive(Clone)]
 pub enum RedisTopology {
     Single {
         url: String,
@@ -64,6 +65,7 @@ pub enum RedisTopology {
     },
 }
 
+#[derive(Clone)]
 pub struct RedisSettings {
     pub topology: RedisTopology,
     pub command_timeout: Duration,

@@ -22,6 +22,20 @@ pub fn temp_file(name: &str, contents: &str) -> PathBuf {
     path
 }
 
+impl Proc {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test that fails before `stop` must not leave the process running.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The `addr` field of the "wsticket listening" line, human or JSON.
 fn listening_addr(line: &str) -> Option<String> {
     if line.starts_with('{') {
@@ -88,8 +102,7 @@ impl Proc {
     }
 
     pub fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         // Let the reader thread drain the pipe.
         std::thread::sleep(Duration::from_millis(100));
         self.log.lock().unwrap().clone()
