@@ -108,7 +108,9 @@ impl Application {
         let stores = match &settings.store.backend {
             StoreBackend::Memory { max_entries } => {
                 let shared = Arc::new(MemoryStore::new(*max_entries));
-                (0..workers).map(|_| Store::Memory(shared.clone())).collect::<Vec<_>>()
+                (0..workers)
+                    .map(|_| Store::Memory(shared.clone()))
+                    .collect::<Vec<_>>()
             }
             StoreBackend::Redis(r) => {
                 let mut per_worker = r.clone();
@@ -119,7 +121,11 @@ impl Application {
                     .map_err(StartupError::Store)?
             }
         };
-        tracing::info!(store = stores[0].backend(), workers, "ticket store configured");
+        tracing::info!(
+            store = stores[0].backend(),
+            workers,
+            "ticket store configured"
+        );
         let metrics = Arc::new(Metrics::new(&settings.tickets.audiences)?);
         let clients = std::mem::take(&mut settings.clients);
         let auth = authenticator(clients, settings.jwt.take(), settings.forward.take()).await?;

@@ -334,7 +334,10 @@ mod tests {
     fn idn_hosts_that_expand_past_the_limits_are_refused() {
         let long = format!("https://{}com", "у.".repeat(127));
         assert!(long.len() <= MAX_ORIGIN_BYTES);
-        assert!(matches!(Origin::parse(&long), Err(OriginError::Malformed(_))));
+        assert!(matches!(
+            Origin::parse(&long),
+            Err(OriginError::Malformed(_))
+        ));
         let ok = format!("https://{}com", "у.".repeat(20));
         let once = canon(&ok);
         assert_eq!(canon(&once), once);
