@@ -16,6 +16,11 @@ local body_end = string.format('","origin":"%s"}', os.getenv("BENCH_ORIGIN"))
 -- collection cycle of the wrk thread would traverse: the client's own pauses
 -- would show up as the service's latency.
 local data, len, n, i = nil, 0, 0, 0
+-- The whole request but the ticket, built once: every ticket has the same
+-- length, so Content-Length never changes, and a request is then two string
+-- concatenations instead of a wrk.format call (the client shares the CPU
+-- with the service; its cost per request lowers the measured rate).
+local before, after = nil, nil
 exhausted = 0
 loaded = 0
 
@@ -30,6 +35,10 @@ function init(args)
   n = #data / (len + 1)
   assert(n == math.floor(n), "tickets of different lengths in " .. path)
   loaded = n
+  local placeholder = string.rep("\0", len)
+  local template = wrk.format(nil, nil, nil, '{"ticket":"' .. placeholder .. body_end)
+  local at = template:find(placeholder, 1, true)
+  before, after = template:sub(1, at - 1), template:sub(at + len)
 end
 
 function request()
@@ -43,7 +52,7 @@ function request()
     return wrk.format("GET", "/healthz", {}, nil)
   end
   local at = (i - 1) * (len + 1) + 1
-  return wrk.format(nil, nil, nil, '{"ticket":"' .. data:sub(at, at + len - 1) .. body_end)
+  return before .. data:sub(at, at + len - 1) .. after
 end
 
 function bench_extra(threads)
