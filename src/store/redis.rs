@@ -269,10 +269,8 @@ impl RedisStore {
                     .get_async_connection_with_config(config)
                     .await?;
                 tracing::info!("connected to the master named by Sentinel");
-                *slot = Some(c);
-                Ok(Conn::Sentinel(
-                    slot.clone().unwrap_or_else(|| unreachable!()),
-                ))
+                *slot = Some(c.clone());
+                Ok(Conn::Sentinel(c))
             }
         }
     }
