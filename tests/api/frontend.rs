@@ -535,7 +535,6 @@ async fn forward_auth_accepts_a_cookie_or_a_token_and_refuses_the_rest() {
     let app = spawn_auth(&forward_config(&format!("{}/whoami", fwd.base))).await;
 
     // The session cookie, plus a configured header and one that is not.
-    let url = format!("{}/v1/tickets", app.base);
     let headers = [
         ("content-type", "application/json"),
         ("cookie", "theme=dark; session=good-cookie"),
@@ -543,15 +542,7 @@ async fn forward_auth_accepts_a_cookie_or_a_token_and_refuses_the_rest() {
         ("x-tenant", "acme"),
         ("x-not-forwarded", "secret"),
     ];
-    let r = app
-        .send(
-            "POST",
-            Some("/v1/tickets"),
-            &url,
-            &headers,
-            Some(b"{}".to_vec()),
-        )
-        .await;
+    let r = app.post_raw("/v1/tickets", &headers, b"{}".to_vec()).await;
     r.expect(201, None);
     let redeemed = app
         .redeem(r.body["ticket"].as_str().unwrap(), Some(ORIGIN))
@@ -744,7 +735,6 @@ async fn frontend_callers_follow_the_browser_rules() {
     // Frontend credentials cannot redeem: the redeem route takes API keys only.
     let t = app.mint().await;
     let body = serde_json::to_vec(&json!({"ticket": t, "origin": ORIGIN})).unwrap();
-    let url = format!("{}/v1/tickets/redeem", app.base);
     let bearer = format!("Bearer {jwt}");
     for headers in [
         vec![
@@ -757,13 +747,7 @@ async fn frontend_callers_follow_the_browser_rules() {
         ],
     ] {
         let r = app
-            .send(
-                "POST",
-                Some("/v1/tickets/redeem"),
-                &url,
-                &headers,
-                Some(body.clone()),
-            )
+            .post_raw("/v1/tickets/redeem", &headers, body.clone())
             .await;
         r.expect(401, Some("unauthenticated"));
     }

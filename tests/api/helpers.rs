@@ -222,6 +222,13 @@ impl TestApp {
         resp
     }
 
+    /// POST raw bytes with these headers to a route of the main listener.
+    pub async fn post_raw(&self, route: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
+        let url = format!("{}{route}", self.base);
+        self.send("POST", Some(route), &url, headers, Some(body))
+            .await
+    }
+
     pub async fn post_json(&self, route: &str, key: Option<&str>, body: &Value) -> Resp {
         let auth = key.map(|k| format!("Bearer {k}"));
         let mut headers = vec![("content-type", "application/json")];

@@ -13,7 +13,6 @@ fn auth(key: &str) -> String {
 #[tokio::test]
 async fn wrong_or_missing_content_type_is_415() {
     let app = spawn_app(Backend::Memory).await;
-    let url = format!("{}/v1/tickets", app.base);
     let a = auth(ISSUER);
     let body = br#"{"user_id":"a","origin":"https://app.example.com"}"#.to_vec();
     for ct in [
@@ -26,15 +25,7 @@ async fn wrong_or_missing_content_type_is_415() {
         if let Some(ct) = ct {
             headers.push(("content-type", ct));
         }
-        let r = app
-            .send(
-                "POST",
-                Some("/v1/tickets"),
-                &url,
-                &headers,
-                Some(body.clone()),
-            )
-            .await;
+        let r = app.post_raw("/v1/tickets", &headers, body.clone()).await;
         r.expect(415, Some("unsupported_media_type"));
     }
     // Parameters and case do not matter.
@@ -42,7 +33,7 @@ async fn wrong_or_missing_content_type_is_415() {
         ("authorization", a.as_str()),
         ("content-type", "Application/JSON; charset=utf-8"),
     ];
-    app.send("POST", Some("/v1/tickets"), &url, &headers, Some(body))
+    app.post_raw("/v1/tickets", &headers, body)
         .await
         .expect(201, None);
 }
@@ -118,7 +109,6 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
 #[tokio::test]
 async fn malformed_bodies_are_400_without_echo() {
     let app = spawn_app(Backend::Memory).await;
-    let url = format!("{}/v1/tickets/redeem", app.base);
     let a = auth(REDEEMER);
     let headers = [
         ("authorization", a.as_str()),
@@ -139,13 +129,7 @@ async fn malformed_bodies_are_400_without_echo() {
     ];
     for body in bodies {
         let r = app
-            .send(
-                "POST",
-                Some("/v1/tickets/redeem"),
-                &url,
-                &headers,
-                Some(body.clone()),
-            )
+            .post_raw("/v1/tickets/redeem", &headers, body.clone())
             .await;
         assert_eq!(
             (r.status, r.code()),
@@ -161,7 +145,6 @@ async fn malformed_bodies_are_400_without_echo() {
 #[tokio::test]
 async fn odd_authorization_headers_are_401_never_5xx() {
     let app = spawn_app(Backend::Memory).await;
-    let url = format!("{}/v1/tickets", app.base);
     let long = format!("Bearer wsk_{}", "a".repeat(8000));
     for value in [
         "",
@@ -177,15 +160,7 @@ async fn odd_authorization_headers_are_401_never_5xx() {
             ("authorization", value),
             ("content-type", "application/json"),
         ];
-        let r = app
-            .send(
-                "POST",
-                Some("/v1/tickets"),
-                &url,
-                &headers,
-                Some(b"{}".to_vec()),
-            )
-            .await;
+        let r = app.post_raw("/v1/tickets", &headers, b"{}".to_vec()).await;
         r.expect(401, Some("unauthenticated"));
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     }
