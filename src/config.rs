@@ -108,6 +108,7 @@ struct RawStore {
     redis_url: Option<String>,
     redis_url_file: Option<PathBuf>,
     cluster_urls: Option<Vec<String>>,
+    cluster_password_file: Option<PathBuf>,
     sentinel: Option<RawSentinel>,
     key_prefix: Option<String>,
     command_timeout_ms: Option<u64>,
@@ -397,6 +398,12 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
             Err(err(field, "must start with redis:// or rediss://"))
         }
     };
+    if raw.cluster_password_file.is_some() && raw.cluster_urls.is_none() {
+        return Err(err(
+            "store.cluster_password_file",
+            "only applies with store.cluster_urls",
+        ));
+    }
     let topology = match (url, raw.cluster_urls, raw.sentinel) {
         (Some((field, url)), _, _) if field == "WSTICKET_REDIS_URL" => {
             redis_url(field, &url)?;
@@ -413,7 +420,12 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
             for (i, u) in urls.iter().enumerate() {
                 redis_url(&format!("store.cluster_urls[{i}]"), u)?;
             }
-            Some(RedisTopology::Cluster { urls })
+            let password = raw
+                .cluster_password_file
+                .as_ref()
+                .map(|p| read_file("store.cluster_password_file", p))
+                .transpose()?;
+            Some(RedisTopology::Cluster { urls, password })
         }
         (None, None, Some(s)) => {
             if s.urls.is_empty() {
@@ -939,6 +951,14 @@ mod tests {
             ),
             ("nonsense = 1", "config file, line 1"),
             ("[store]\nredis_uri = \"redis://x\"", "config file, line 2"),
+            (
+                "[store]\nredis_url = \"redis://x\"\ncluster_password_file = \"/p\"",
+                "store.cluster_password_file",
+            ),
+            (
+                "[store]\ncluster_urls = [\"redis://x\"]\ncluster_password_file = \"/nonexistent/pw\"",
+                "store.cluster_password_file",
+            ),
         ];
         for (text, field) in cases {
             let e = load(text).unwrap_err();

@@ -56,6 +56,9 @@ pub enum RedisTopology {
     },
     Cluster {
         urls: Vec<String>,
+        /// Overrides a password in the URLs (kept out of them so that the
+        /// URLs can sit in a plain config file).
+        password: Option<String>,
     },
     Sentinel {
         master_name: String,
@@ -173,8 +176,12 @@ impl RedisStore {
                     .map_err(|e| invalid("the Redis connection", &e))?;
                 Source::Single(conn)
             }
-            RedisTopology::Cluster { urls } => {
-                let client = ClusterClient::builder(urls.iter().map(String::as_str))
+            RedisTopology::Cluster { urls, password } => {
+                let mut builder = ClusterClient::builder(urls.iter().map(String::as_str));
+                if let Some(p) = password {
+                    builder = builder.password(p.clone());
+                }
+                let client = builder
                     .connection_timeout(settings.connect_timeout)
                     .response_timeout(settings.command_timeout)
                     // Retries follow MOVED/ASK during slot moves and

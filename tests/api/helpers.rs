@@ -48,10 +48,7 @@ pub fn base_config(
                 .map(str::to_owned)
                 .unwrap_or_else(redis_server::shared_url)
         ),
-        Backend::Cluster => format!(
-            "cluster_urls = {:?}\ncommand_timeout_ms = 1000\nconnect_timeout_ms = 1000",
-            redis_server::shared_cluster()
-        ),
+        Backend::Cluster => redis_server::shared_cluster().store_toml(1000),
         Backend::Sentinel => format!(
             "command_timeout_ms = 1000\nconnect_timeout_ms = 1000\n[store.sentinel]\nmaster_name = \"{}\"\nurls = {:?}",
             redis_server::MASTER_NAME,

@@ -37,8 +37,9 @@ fn ping(port: u16) -> bool {
     if s.write_all(b"PING\r\n").is_err() {
         return false;
     }
+    // A server with `requirepass` answers `-NOAUTH …`: up all the same.
     let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || &buf == b"-NOAUTH")
 }
 
 impl RedisServer {
@@ -220,7 +221,16 @@ fn temp_dir(kind: &str) -> PathBuf {
 }
 
 fn redis_cli(args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
+    redis_cli_auth(None, args)
+}
+
+/// `redis-cli`, with the password (if any) in `REDISCLI_AUTH`, not argv.
+fn redis_cli_auth(password: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    if let Some(p) = password {
+        cmd.env("REDISCLI_AUTH", p);
+    }
+    let out = cmd
         .args(args)
         .output()
         .expect("redis-cli runs (it ships with redis-server)");
@@ -239,17 +249,28 @@ fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 }
 
 /// Three masters and three replicas on loopback, formed with
-/// `redis-cli --cluster create`.
+/// `redis-cli --cluster create`. Every node requires a password, as a
+/// production cluster would, which wsticket reads from
+/// `store.cluster_password_file`.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    password: String,
+    password_file: PathBuf,
 }
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
         let dir = temp_dir("cluster");
+        let password = format!("cluster-pw-{:016x}", rand::random::<u64>());
+        let password_file = dir.join("password");
+        std::fs::write(&password_file, format!("{password}\n")).unwrap();
         let nodes: Vec<RedisServer> = (0..6)
             .map(|i| {
                 RedisServer::start_any(&[
+                    "--requirepass".into(),
+                    password.clone(),
+                    "--masterauth".into(),
+                    password.clone(),
                     "--cluster-enabled".into(),
                     "yes".into(),
                     "--cluster-config-file".into(),
@@ -269,6 +290,7 @@ impl RedisCluster {
             "--cluster-yes".into(),
         ]);
         let out = Command::new("redis-cli")
+            .env("REDISCLI_AUTH", &password)
             .args(&args)
             .output()
             .expect("redis-cli runs");
@@ -277,7 +299,11 @@ impl RedisCluster {
             "cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster {
+            nodes,
+            password,
+            password_file,
+        };
         cluster.wait_ok();
         cluster
     }
@@ -286,14 +312,25 @@ impl RedisCluster {
     pub fn wait_ok(&self) {
         wait_for("cluster_state:ok on every node", 30, || {
             self.nodes.iter().filter(|n| n.stdin.is_some()).all(|n| {
-                redis_cli(&["-p", &n.port.to_string(), "cluster", "info"])
+                self.cli(&["-p", &n.port.to_string(), "cluster", "info"])
                     .contains("cluster_state:ok")
             })
         });
     }
 
-    pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.url()).collect()
+    fn cli(&self, args: &[&str]) -> String {
+        redis_cli_auth(Some(&self.password), args)
+    }
+
+    /// The `[store]` lines that point wsticket at this cluster: node URLs
+    /// without the password, which comes from a file.
+    pub fn store_toml(&self, timeout_ms: u64) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(|n| n.url()).collect();
+        format!(
+            "cluster_urls = {urls:?}\ncluster_password_file = {:?}\n\
+             command_timeout_ms = {timeout_ms}\nconnect_timeout_ms = {timeout_ms}",
+            self.password_file.display().to_string()
+        )
     }
 
     /// Kill one master; its replica takes over after the node timeout.
@@ -301,7 +338,10 @@ impl RedisCluster {
         let i = self
             .nodes
             .iter()
-            .position(|n| redis_cli(&["-p", &n.port.to_string(), "role"]).starts_with("master"))
+            .position(|n| {
+                self.cli(&["-p", &n.port.to_string(), "role"])
+                    .starts_with("master")
+            })
             .expect("a master");
         let node = self.nodes.remove(i);
         node.stop()
@@ -413,9 +453,9 @@ impl RedisSentinel {
     }
 }
 
-pub fn shared_cluster() -> Vec<String> {
+pub fn shared_cluster() -> &'static RedisCluster {
     static SHARED: OnceLock<RedisCluster> = OnceLock::new();
-    SHARED.get_or_init(RedisCluster::start).urls()
+    SHARED.get_or_init(RedisCluster::start)
 }
 
 pub fn shared_sentinel() -> Vec<String> {

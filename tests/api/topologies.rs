@@ -178,13 +178,8 @@ async fn a_paused_redis_does_not_pile_up_requests() {
 async fn a_cluster_master_killed_under_load() {
     let mut cluster = RedisCluster::start();
     let prefix = random_prefix();
-    let text = base_config(Backend::Memory, None, &prefix, "").replace(
-        "memory_max_entries = 100000",
-        &format!(
-            "cluster_urls = {:?}\ncommand_timeout_ms = 500\nconnect_timeout_ms = 500",
-            cluster.urls()
-        ),
-    );
+    let text = base_config(Backend::Memory, None, &prefix, "")
+        .replace("memory_max_entries = 100000", &cluster.store_toml(500));
     let app = Arc::new(spawn_toml(&text, prefix).await);
     app.get("/readyz").await.expect(200, None);
     under_load(app.clone(), async || {
