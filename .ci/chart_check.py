@@ -4,19 +4,25 @@
 Uses helm-python-sdk (Helm's Go SDK as a library: no helm CLI, no cluster)
 and kubernetes-validate (the Kubernetes OpenAPI schemas, offline):
 
-1. `helm lint --strict` with the default values and the all-options values;
-2. render both, plus a single-replica in-memory setup, and validate every
-   manifest with `kubernetes-validate --strict -k 1.30.0`. ServiceMonitor and
+1. `helm lint --strict` with the default values and every ci/*-values.yaml
+   (all options; a Redis Cluster; Sentinel);
+2. render those, plus a single-replica in-memory setup and two ways of giving
+   a Cluster or Sentinel password inline, and validate every manifest with
+   `kubernetes-validate --strict -k 1.30.0`. ServiceMonitor and
    PrometheusRule are CRDs that those schemas don't know: they are skipped
    there and checked here instead (shape, and the rules being exactly
    files/alerts.yaml);
-3. check what the manifests must say (security context, probes, secrets
-   referenced by the config present in the mounted Secret, ...);
+3. check what the manifests must say (security context, probes, every secret
+   file the config names being a key of a mounted Secret, the Redis topology
+   in [store] as redis.mode says, no password in the ConfigMap, the
+   NetworkPolicy's Redis ports, ...);
 4. check that bad values fail to render: a typo'd key (schema), more than one
-   replica without Redis, and the other guards in templates/_helpers.tpl;
+   replica without Redis, two Redis topologies, a password in a Cluster or
+   Sentinel URL (without the message echoing it), and the other guards in
+   templates/_helpers.tpl;
 5. if a wsticket binary built from the current sources is around, run
-   `wsticket check-config` on each rendered wsticket.toml, with the Secret's
-   files materialised in a temporary directory.
+   `wsticket check-config` on each rendered wsticket.toml, with the secret
+   files it names materialised in a temporary directory.
 
 Exit status 0 when everything passed. The last line reads
 "chart-check: N passed, N failed".
@@ -25,9 +31,11 @@ Exit status 0 when everything passed. The last line reads
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import os
 import pathlib
+import re
 import secrets
 import shutil
 import subprocess
@@ -42,9 +50,19 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "wsticket"
 ALL_OPTIONS = CHART / "ci" / "all-options-values.yaml"
+CLUSTER = CHART / "ci" / "cluster-values.yaml"
+SENTINEL = CHART / "ci" / "sentinel-values.yaml"
 ALERTS = CHART / "files" / "alerts.yaml"
 KUBE_VERSION = "1.30.0"
 SECRET_DIR = "/run/secrets/wsticket"
+# A Cluster or Sentinel password from another Secret than the one at SECRET_DIR.
+REDIS_PASSWORD_APART = "/run/secrets/wsticket-redis/password"
+# Every secret file the chart hands to wsticket is under here.
+SECRETS_ROOT = "/run/secrets"
+# In URLs: userinfo with a password ("user:password@" or ":password@").
+URL_PASSWORD = re.compile(r"rediss?://[^/?#\s\"]*:[^/?#\s\"]*@")
+# The password in the rejected values below; no error message may echo it.
+CI_PASSWORD = "ci-only-pw-0000"
 # Custom resources of the Prometheus operator: not in the Kubernetes schemas.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
@@ -64,6 +82,14 @@ def ok(cond: bool, what: str) -> bool:
 
 def section(title: str) -> None:
     print(f"== {title}", flush=True)
+
+
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Values as Helm sees them: `over` deep-merged onto the chart's defaults."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
 
 
 # ---- 1. lint ------------------------------------------------------------------
@@ -123,6 +149,38 @@ def write_manifests(docs: list[dict[str, Any]], outdir: pathlib.Path, case: str)
 # ---- 3. what the manifests must say ----------------------------------------------
 
 
+def config_secret_files(cfg: dict[str, Any]) -> list[str]:
+    """Paths of the secret files a wsticket.toml names."""
+    paths = [s["secret_file"] for s in cfg.get("tickets", {}).get("secrets", [])]
+    paths += [c["key_sha256_file"] for c in cfg.get("clients", [])]
+    if "hs_secret_file" in cfg.get("auth", {}).get("jwt", {}):
+        paths.append(cfg["auth"]["jwt"]["hs_secret_file"])
+    store = cfg.get("store", {})
+    if "cluster_password_file" in store:
+        paths.append(store["cluster_password_file"])
+    if "master_password_file" in store.get("sentinel", {}):
+        paths.append(store["sentinel"]["master_password_file"])
+    return paths
+
+
+def secret_key_of(path: str, pod: dict[str, Any], ctr: dict[str, Any]) -> tuple[str, str] | None:
+    """(Secret name, key) of the Secret volume that puts a file at `path`, or None."""
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    for m in ctr.get("volumeMounts", []):
+        if not path.startswith(m["mountPath"].rstrip("/") + "/"):
+            continue
+        secret = vols.get(m["name"], {}).get("secret")
+        if not secret:
+            return None
+        rel = path[len(m["mountPath"].rstrip("/")) + 1:]
+        items = secret.get("items")
+        if items is None:
+            return (secret["secretName"], rel) if "/" not in rel else None
+        key = next((i["key"] for i in items if i["path"] == rel), None)
+        return (secret["secretName"], key) if key else None
+    return None
+
+
 def check_case(case: str, docs: list[dict[str, Any]], values: dict[str, Any], namespace: str,
                expect_kinds: set[str], replicas: int | None) -> dict[str, Any]:
     kinds = {d["kind"] for d in docs}
@@ -173,27 +231,29 @@ def check_case(case: str, docs: list[dict[str, Any]], values: dict[str, Any], na
     ok(mounts.get("/etc/wsticket") == "config" and ctr["args"][-1] == "/etc/wsticket/wsticket.toml",
        f"{case}: config mounted where --config points")
 
-    # Every secret file the config names is a key of the Secret mounted at SECRET_DIR.
-    vols = {v["name"]: v for v in pod.get("volumes", [])}
-    secret_name = vols.get(mounts.get(SECRET_DIR, ""), {}).get("secret", {}).get("secretName")
-    paths = [s["secret_file"] for s in cfg.get("tickets", {}).get("secrets", [])]
-    paths += [c["key_sha256_file"] for c in cfg.get("clients", [])]
-    if "hs_secret_file" in cfg.get("auth", {}).get("jwt", {}):
-        paths.append(cfg["auth"]["jwt"]["hs_secret_file"])
-    ok(all(p.startswith(SECRET_DIR + "/") for p in paths) and (secret_name or not paths),
-       f"{case}: secret files are under the mounted Secret {secret_name}")
-    keys = [p[len(SECRET_DIR) + 1:] for p in paths]
+    # Every secret file the config names is a key of a mounted Secret.
+    paths = config_secret_files(cfg)
+    files = {p: secret_key_of(p, pod, ctr) for p in paths}
+    ok(all((p.startswith(SECRET_DIR + "/") or p == REDIS_PASSWORD_APART) and files[p] for p in paths),
+       f"{case}: every secret file the config names is a key of a mounted Secret "
+       f"({sum(1 for f in files.values() if f)} of {len(paths)})")
     own = {d["metadata"]["name"]: d for d in by_kind(docs, "Secret")}
-    if secret_name in own:
-        data = own[secret_name].get("data", {})
-        ok(all(k in data for k in keys), f"{case}: Secret {secret_name} holds {keys}")
-    elif keys:
-        print(f"  {case}: existing Secret {secret_name} must hold {keys}")
-    ok(not any(k in toml_text for k in ("secret =", "key_sha256 =", "redis_url =", "hs_secret =")),
+    needed: dict[str, list[str]] = {}
+    for f in files.values():
+        if f:
+            needed.setdefault(f[0], []).append(f[1])
+    for name, keys in sorted(needed.items()):
+        if name in own:
+            data = own[name].get("data", {})
+            ok(all(k in data for k in keys), f"{case}: Secret {name} holds {keys}")
+        else:
+            print(f"  {case}: existing Secret {name} must hold {keys}")
+    ok(not any(k in toml_text for k in ("secret =", "key_sha256 =", "redis_url =", "hs_secret =", "password =")),
        f"{case}: no secret inline in the ConfigMap")
     redis = env.get("WSTICKET_REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef")
     if redis and redis["name"] in own:
         ok(redis["key"] in own[redis["name"]].get("data", {}), f"{case}: Redis URL key in Secret {redis['name']}")
+    store = check_topology(case, cfg, toml_text, env, docs, values)
 
     for sm in by_kind(docs, "ServiceMonitor"):
         check_servicemonitor(case, sm, svc, namespace, values)
@@ -208,8 +268,50 @@ def check_case(case: str, docs: list[dict[str, Any]], values: dict[str, Any], na
         ok(np["spec"]["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
            and set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"},
            f"{case}: NetworkPolicy selects the pods, ingress and egress")
-    return {"deployment": dep, "config": toml_text, "secrets": own, "secret_name": secret_name, "keys": keys,
-            "redis": redis}
+    return {"deployment": dep, "config": toml_text, "secrets": own, "files": files, "redis": redis,
+            "store": store}
+
+
+def check_topology(case: str, cfg: dict[str, Any], toml_text: str, env: dict[str, Any],
+                   docs: list[dict[str, Any]], values: dict[str, Any]) -> str:
+    """[store] holds the topology redis.mode names, and only that one; returns
+    the store `wsticket check-config` should report (redis or memory)."""
+    r = values["redis"]
+    mode = r.get("mode") or "single"
+    store = cfg.get("store", {})
+    topo = sorted(k for k in ("redis_url", "redis_url_file", "cluster_urls", "sentinel") if k in store)
+    want_pw = bool(r.get("password") or (r.get("existingSecret") and r.get("existingSecretPasswordKey")))
+    if mode == "cluster":
+        ok(topo == ["cluster_urls"], f"{case}: [store] has cluster_urls and no other topology ({topo})")
+        ok(store.get("cluster_urls") == r["cluster"]["urls"], f"{case}: cluster_urls == redis.cluster.urls")
+        ok(("cluster_password_file" in store) == want_pw,
+           f"{case}: cluster_password_file {'set' if want_pw else 'absent'}, as the values say")
+    elif mode == "sentinel":
+        s = store.get("sentinel", {})
+        ok(topo == ["sentinel"], f"{case}: [store.sentinel] and no other topology ({topo})")
+        ok(s.get("master_name") == r["sentinel"]["masterName"] and s.get("urls") == r["sentinel"]["urls"]
+           and s.get("db") == r["sentinel"].get("db", 0),
+           f"{case}: [store.sentinel] master_name, urls, db == redis.sentinel.*")
+        ok(("master_password_file" in s) == want_pw,
+           f"{case}: master_password_file {'set' if want_pw else 'absent'}, as the values say")
+    else:
+        ok(topo == [], f"{case}: no topology in [store] (single Redis by WSTICKET_REDIS_URL, or in-memory)")
+    single = mode == "single" and bool(r.get("url") or r.get("existingSecret"))
+    ok(("WSTICKET_REDIS_URL" in env) == single,
+       f"{case}: WSTICKET_REDIS_URL {'set' if single else 'unset'} (it would override a Cluster or Sentinel)")
+    ok(not URL_PASSWORD.search(toml_text) and not (r.get("password") and r["password"] in toml_text),
+       f"{case}: no Redis password in the ConfigMap")
+    want_mif = values["config"].get("store", {}).get("max_in_flight")
+    ok(store.get("max_in_flight") == want_mif, f"{case}: store.max_in_flight == {want_mif}")
+    for np in by_kind(docs, "NetworkPolicy"):
+        npr = values["networkPolicy"]["redis"]
+        want = {npr["port"]} | ({npr["sentinelPort"]} if mode == "sentinel" else set())
+        rule = np["spec"]["egress"][0]
+        got = {p["port"] for p in rule["ports"]}
+        ok(got == want and all(p["protocol"] == "TCP" for p in rule["ports"])
+           and rule.get("to", []) == npr.get("to", []),
+           f"{case}: NetworkPolicy egress to Redis on ports {sorted(want)} ({sorted(got)})")
+    return "redis" if mode != "single" or single else "memory"
 
 
 def check_servicemonitor(case: str, sm: dict[str, Any], svc: dict[str, Any], namespace: str,
@@ -271,6 +373,52 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("a grace period not above the shutdown delay and grace", {"terminationGracePeriodSeconds": 15},
      "must exceed config.shutdown_delay_secs + config.shutdown_grace_secs (5 + 10)"),
     ("a client without permissions", {"clients": [{"name": "web", "can": []}]}, "clients/0/can"),
+    # Redis Cluster and Sentinel.
+    ("an unknown redis.mode", {"redis": {"mode": "standalone"}}, "at '/redis/mode': value must be one of"),
+    ("a Cluster in config.store", {"config": {"store": {"cluster_urls": ["redis://r:6379"]}}},
+     "additional properties 'cluster_urls' not allowed"),
+    ("store.max_in_flight 0", {"config": {"store": {"max_in_flight": 0}}}, "config/store/max_in_flight"),
+    ("store.max_in_flight above 1000000", {"config": {"store": {"max_in_flight": 1000001}}},
+     "config/store/max_in_flight"),
+    ("a password in a Cluster URL",
+     {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r0:6379", f"rediss://:{CI_PASSWORD}@r1:6379"]}}},
+     "redis.cluster.urls[1] has a password in it, and these URLs are written into the ConfigMap in plain text: "
+     "remove it from the URL, and put it in the Secret redis.existingSecret"),
+    ("a user and password in a Sentinel URL",
+     {"redis": {"mode": "sentinel",
+                "sentinel": {"masterName": "mymaster", "urls": [f"redis://default:{CI_PASSWORD}@s0:26379/0"]}}},
+     "redis.sentinel.urls[0] has a password in it"),
+    ("Cluster and Sentinel at once",
+     {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r:6379"]},
+                "sentinel": {"masterName": "mymaster", "urls": ["redis://s:26379"]}}},
+     "set exactly one Redis topology: redis.mode is cluster, but redis.sentinel (redis.mode sentinel) is set too"),
+    ("redis.url with redis.mode sentinel",
+     {"redis": {"mode": "sentinel", "url": "redis://r:6379/0", "existingSecret": "",
+                "sentinel": {"masterName": "mymaster", "urls": ["redis://s:26379"]}}},
+     "set exactly one Redis topology: redis.mode is sentinel, but redis.url"),
+    ("Cluster URLs with redis.mode left at single", {"redis": {"cluster": {"urls": ["redis://r:6379"]}}},
+     "redis.mode is single, but redis.cluster.urls (redis.mode cluster) is set too"),
+    ("redis.mode cluster without nodes", {"redis": {"mode": "cluster"}},
+     "list at least one node in redis.cluster.urls"),
+    ("redis.mode sentinel without sentinels", {"redis": {"mode": "sentinel", "sentinel": {"masterName": "m"}}},
+     "list at least one sentinel in redis.sentinel.urls"),
+    ("redis.mode sentinel without a master name",
+     {"redis": {"mode": "sentinel", "sentinel": {"urls": ["redis://s:26379"]}}}, "set redis.sentinel.masterName"),
+    ("a Cluster URL that is not redis:// or rediss://",
+     {"redis": {"mode": "cluster", "cluster": {"urls": [f"http://:{CI_PASSWORD}@r:6379"]}}},
+     "redis.cluster.urls[0] must start with redis:// or rediss://"),
+    ("Cluster URLs mixing redis:// and rediss://",
+     {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r0:6379", "rediss://r1:6379"]}}},
+     "redis.cluster.urls mixes redis:// and rediss://"),
+    ("both redis.password and redis.existingSecret",
+     {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r:6379"]}, "password": CI_PASSWORD}},
+     "set only one of redis.password and redis.existingSecret"),
+    ("redis.password with a single Redis", {"redis": {"password": CI_PASSWORD}},
+     "redis.password is for redis.mode cluster and sentinel"),
+    ("WSTICKET_REDIS_URL in extraEnv with a Cluster",
+     {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r:6379"]}},
+      "extraEnv": [{"name": "WSTICKET_REDIS_URL", "value": "redis://r:6379"}]},
+     "extraEnv sets WSTICKET_REDIS_URL, which would override redis.mode cluster"),
 ]
 
 
@@ -280,7 +428,8 @@ def check_rejected(chart: helm.Chart) -> None:
             chart.render(values, name="wsticket", namespace="wsticket")
         except helm.HelmError as e:
             msg = str(e)
-            ok(needle in msg, f"rejects {label} (message {msg!r} names {needle!r})")
+            ok(needle in msg and CI_PASSWORD not in msg,
+               f"rejects {label} (message {msg!r} names {needle!r} and echoes no password)")
         else:
             ok(False, f"rejects {label}: it rendered")
 
@@ -307,22 +456,26 @@ def find_binary() -> pathlib.Path | None:
 def check_config_with_binary(binary: pathlib.Path, case: str, r: dict[str, Any]) -> None:
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="wsticket-check-config-"))
     try:
+        # Each secret file the config names, under tmp/secrets/ instead of
+        # SECRETS_ROOT: from the chart's own Secret, or (an existing Secret)
+        # a value of the right shape.
         sdir = tmp / "secrets"
-        sdir.mkdir()
-        own = r["secrets"].get(r["secret_name"]) if r["secret_name"] else None
-        if own:
-            for k, v in own.get("data", {}).items():
-                (sdir / k).write_bytes(base64.b64decode(v))
-        else:
-            # An existing Secret: fill in values of the right shape.
-            for k in r["keys"]:
-                if k.startswith("ticket-secret-"):
-                    value = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-                else:
-                    value = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
-                (sdir / k).write_text(value + "\n")
+        for path, found in r["files"].items():
+            if not found:
+                continue
+            name, key = found
+            f = sdir / path[len(SECRETS_ROOT) + 1:]
+            f.parent.mkdir(parents=True, exist_ok=True)
+            if name in r["secrets"]:
+                f.write_bytes(base64.b64decode(r["secrets"][name]["data"][key]))
+            elif key.startswith("ticket-secret-"):
+                f.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode() + "\n")
+            elif key.endswith("-key-sha256"):
+                f.write_text(hashlib.sha256(secrets.token_bytes(32)).hexdigest() + "\n")
+            else:
+                f.write_text(secrets.token_urlsafe(24) + "\n")
         conf = tmp / "wsticket.toml"
-        conf.write_text(r["config"].replace(SECRET_DIR, str(sdir)))
+        conf.write_text(r["config"].replace(SECRETS_ROOT + "/", f"{sdir}/"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("WSTICKET_")}
         if r["redis"]:
             secret = r["secrets"].get(r["redis"]["name"])
@@ -334,8 +487,7 @@ def check_config_with_binary(binary: pathlib.Path, case: str, r: dict[str, Any])
         out = (p.stdout + p.stderr).strip()
         print(f"  {case}: {out}")
         ok(p.returncode == 0, f"{case}: wsticket check-config accepts the rendered config")
-        expected_store = "redis" if r["redis"] else "memory"
-        ok(f"store {expected_store}" in out, f"{case}: check-config reports the {expected_store} store")
+        ok(f"store {r['store']}" in out, f"{case}: check-config reports the {r['store']} store")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -345,10 +497,25 @@ def check_config_with_binary(binary: pathlib.Path, case: str, r: dict[str, Any])
 
 def main() -> int:
     outdir = pathlib.Path(tempfile.mkdtemp(prefix="wsticket-chart-check-"))
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     all_options = yaml.safe_load(ALL_OPTIONS.read_text())
+    cluster = yaml.safe_load(CLUSTER.read_text())
+    sentinel = yaml.safe_load(SENTINEL.read_text())
     memory = {"replicaCount": 1, "existingSecret": "", "redis": {"existingSecret": ""}, "ticketSecrets": [],
               "clients": [{"name": "web-backend", "can": ["issue"], "keySha256": "ab" * 32}],
               "config": {"tickets": {"allowed_origins": ["https://app.example.com"]}}}
+    # A Cluster password in the values: into the chart's Secret, which is the
+    # one mounted at SECRET_DIR.
+    ticket_secret = base64.urlsafe_b64encode(b"ci-only-cluster-ticket-secret-k1").rstrip(b"=").decode()
+    cluster_own = {"existingSecret": "", "ticketSecrets": [{"id": "k1", "secret": ticket_secret}],
+                   "redis": {"mode": "cluster", "existingSecret": "", "password": "ci-only-cluster-password",
+                             "cluster": {"urls": ["redis://redis-cluster.redis.svc:6379"]}}}
+    # A Sentinel password in the values beside an existing Secret: the chart's
+    # Secret holds only the password and is mounted apart; and no
+    # NetworkPolicy `to`, so any destination on the Redis and Sentinel ports.
+    sentinel_apart = {"redis": {"mode": "sentinel", "existingSecret": "", "password": "ci-only-master-password",
+                                "sentinel": {"masterName": "mymaster", "urls": ["rediss://sentinel.redis.svc:26379"]}},
+                      "networkPolicy": {"enabled": True}}
     base_kinds = {"Deployment", "Service", "ConfigMap", "ServiceAccount"}
     cases: list[tuple[str, dict[str, Any], str, str, set[str], int | None]] = [
         ("defaults", {}, "wsticket", "wsticket", base_kinds, 2),
@@ -356,11 +523,17 @@ def main() -> int:
          base_kinds | {"Secret", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor",
                        "PrometheusRule", "NetworkPolicy"}, None),
         ("memory-single", memory, "tickets", "web", base_kinds | {"Secret"}, 1),
+        ("cluster", cluster, "wsticket", "chat", base_kinds | {"PodDisruptionBudget", "NetworkPolicy"}, 3),
+        ("sentinel", sentinel, "wsticket", "chat", base_kinds | {"NetworkPolicy"}, 2),
+        ("cluster-own-secret", cluster_own, "wsticket", "chat", base_kinds | {"Secret"}, 2),
+        ("sentinel-password-apart", sentinel_apart, "wsticket", "chat", base_kinds | {"Secret", "NetworkPolicy"}, 2),
     ]
 
     section("helm lint --strict")
     lint("defaults", None)
     lint("all-options", all_options)
+    lint("cluster", cluster)
+    lint("sentinel", sentinel)
 
     rendered: dict[str, dict[str, Any]] = {}
     files: list[pathlib.Path] = []
@@ -389,7 +562,8 @@ def main() -> int:
         for case, values, name, namespace, kinds, replicas in cases:
             if case in all_docs:
                 try:
-                    rendered[case] = check_case(case, all_docs[case], values, namespace, kinds, replicas)
+                    rendered[case] = check_case(case, all_docs[case], merged(defaults, values), namespace, kinds,
+                                                replicas)
                 except (AssertionError, KeyError, TypeError, ValueError) as e:
                     ok(False, f"{case}: manifest checks ({type(e).__name__}: {e})")
 

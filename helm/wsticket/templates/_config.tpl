@@ -1,13 +1,20 @@
 {{/*
 wsticket.toml, rendered from values. Secrets are never inline: they are files
-in the mounted Secret (secret_file, key_sha256_file, hs_secret_file), and the
-Redis URL comes from the environment (WSTICKET_REDIS_URL).
+in the mounted Secret (secret_file, key_sha256_file, hs_secret_file, and the
+Redis password of a Cluster or Sentinel), and a single Redis URL comes from
+the environment (WSTICKET_REDIS_URL).
 */}}
 {{- define "wsticket.toml" -}}
 {{- $dir := include "wsticket.secretDir" . -}}
 {{- $cfg := .Values.config -}}
+{{- $mode := include "wsticket.redisMode" . -}}
+{{- $password := include "wsticket.redisPasswordFile" . -}}
 # Rendered by the wsticket Helm chart ({{ include "wsticket.chart" . }}).
-# Secrets are files under {{ $dir }}; the Redis URL is WSTICKET_REDIS_URL.
+# Secrets are files under {{ $dir }}
+{{- if eq $mode "single" }}{{ if include "wsticket.redisEnabled" . }}; the Redis URL is WSTICKET_REDIS_URL{{ end }}.
+{{- else if $password }}; the Redis password is {{ $password }}.
+{{- else }}; Redis has no password.
+{{- end }}
 listen = {{ printf "0.0.0.0:%d" (int .Values.containerPorts.http) | toJson }}
 admin_listen = {{ printf "0.0.0.0:%d" (int .Values.containerPorts.metrics) | toJson }}
 {{- range $key, $value := $cfg }}
@@ -18,6 +25,21 @@ admin_listen = {{ printf "0.0.0.0:%d" (int .Values.containerPorts.metrics) | toJ
 
 [store]
 {{- include "wsticket.tomlPairs" ($cfg.store | default dict) }}
+{{- if eq $mode "cluster" }}
+cluster_urls = {{ toJson .Values.redis.cluster.urls }}
+{{- with $password }}
+cluster_password_file = {{ toJson . }}
+{{- end }}
+{{- else if eq $mode "sentinel" }}
+
+[store.sentinel]
+master_name = {{ toJson .Values.redis.sentinel.masterName }}
+urls = {{ toJson .Values.redis.sentinel.urls }}
+db = {{ int (.Values.redis.sentinel.db | default 0) }}
+{{- with $password }}
+master_password_file = {{ toJson . }}
+{{- end }}
+{{- end }}
 
 [tickets]
 {{- include "wsticket.tomlPairs" ($cfg.tickets | default dict) }}

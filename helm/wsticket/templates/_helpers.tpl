@@ -61,9 +61,61 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Where the Secret with ticket secrets and client key hashes is mounted. */}}
 {{- define "wsticket.secretDir" -}}/run/secrets/wsticket{{- end }}
 
-{{/* True (non-empty) when a Redis URL is configured one way or the other. */}}
+{{/* Where the Secret with the Redis password is mounted when it is not the one at wsticket.secretDir. */}}
+{{- define "wsticket.redisSecretDir" -}}/run/secrets/wsticket-redis{{- end }}
+
+{{/* The Redis topology: single, cluster or sentinel. */}}
+{{- define "wsticket.redisMode" -}}
+{{- .Values.redis.mode | default "single" }}
+{{- end }}
+
+{{/*
+True (non-empty) when the store is Redis: a Cluster, Sentinel, or a single
+Redis URL configured one way or the other.
+*/}}
 {{- define "wsticket.redisEnabled" -}}
-{{- if or .Values.redis.url .Values.redis.existingSecret }}true{{ end }}
+{{- if ne (include "wsticket.redisMode" .) "single" }}true
+{{- else if or .Values.redis.url .Values.redis.existingSecret }}true
+{{- end }}
+{{- end }}
+
+{{/*
+Cluster and Sentinel: name of the Secret holding the Redis password (the
+chart's own for redis.password, else redis.existingSecret), or empty for no
+password. Always empty for a single Redis: its password is in the URL.
+*/}}
+{{- define "wsticket.redisPasswordSecret" -}}
+{{- if ne (include "wsticket.redisMode" .) "single" }}
+{{- if .Values.redis.password }}
+{{- include "wsticket.fullname" . }}
+{{- else if and .Values.redis.existingSecret .Values.redis.existingSecretPasswordKey }}
+{{- .Values.redis.existingSecret }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Key of the Redis password in wsticket.redisPasswordSecret. */}}
+{{- define "wsticket.redisPasswordKey" -}}
+{{- if .Values.redis.password }}redis-password{{ else }}{{ .Values.redis.existingSecretPasswordKey }}{{ end }}
+{{- end }}
+
+{{/*
+True (non-empty) when the Redis password's Secret is not the one mounted at
+wsticket.secretDir, so the deployment mounts its one key at
+wsticket.redisSecretDir.
+*/}}
+{{- define "wsticket.redisPasswordMountedApart" -}}
+{{- $name := include "wsticket.redisPasswordSecret" . }}
+{{- if and $name (ne $name (include "wsticket.mountedSecretName" .)) }}true{{ end }}
+{{- end }}
+
+{{/* Path of the Redis password file in the pod, or empty for none. */}}
+{{- define "wsticket.redisPasswordFile" -}}
+{{- if include "wsticket.redisPasswordMountedApart" . }}
+{{- printf "%s/password" (include "wsticket.redisSecretDir" .) }}
+{{- else if include "wsticket.redisPasswordSecret" . }}
+{{- printf "%s/%s" (include "wsticket.secretDir" .) (include "wsticket.redisPasswordKey" .) }}
+{{- end }}
 {{- end }}
 
 {{/* True (non-empty) when the chart renders auth.jwt.hs_secret into its Secret. */}}
@@ -73,11 +125,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 True (non-empty) when the chart's own Secret has anything in it: ticket
-secrets and key hashes (unless existingSecret is used), the Redis URL, or an
-inline JWT HMAC secret.
+secrets and key hashes (unless existingSecret is used), the Redis URL or
+password, or an inline JWT HMAC secret.
 */}}
 {{- define "wsticket.ownSecretNeeded" -}}
-{{- if or .Values.redis.url (include "wsticket.jwtHsSecretInline" .) (and (not .Values.existingSecret) (or .Values.ticketSecrets .Values.clients)) }}true{{ end }}
+{{- if or .Values.redis.url .Values.redis.password (include "wsticket.jwtHsSecretInline" .) (and (not .Values.existingSecret) (or .Values.ticketSecrets .Values.clients)) }}true{{ end }}
 {{- end }}
 
 {{/* Name of the Secret mounted at wsticket.secretDir, or empty for none. */}}
@@ -109,11 +161,9 @@ values to change.
 {{- define "wsticket.validate" -}}
 {{- $v := .Values }}
 {{- $redis := include "wsticket.redisEnabled" . }}
-{{- if and $v.redis.url $v.redis.existingSecret }}
-{{- fail "wsticket: set only one of redis.url and redis.existingSecret" }}
-{{- end }}
+{{- include "wsticket.validateRedis" . }}
 {{- if and (not $redis) (or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled) }}
-{{- fail "wsticket: the in-memory store serves a single replica: with replicaCount > 1 or autoscaling.enabled, set redis.url or redis.existingSecret (or use replicaCount: 1 and autoscaling.enabled: false)" }}
+{{- fail "wsticket: the in-memory store serves a single replica: with replicaCount > 1 or autoscaling.enabled, set redis.url or redis.existingSecret, or redis.mode cluster or sentinel (or use replicaCount: 1 and autoscaling.enabled: false)" }}
 {{- end }}
 {{- if and $redis (not $v.ticketSecrets) }}
 {{- fail "wsticket: ticket secrets are required with Redis: set ticketSecrets (a list of {id} with existingSecret, or {id, secret})" }}
@@ -163,5 +213,63 @@ values to change.
 {{- end }}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- fail "wsticket: autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Redis topology: exactly one of redis.url / redis.existingSecret (single),
+redis.cluster and redis.sentinel, as redis.mode says; URLs in the values
+(which end up in the ConfigMap) without a password.
+*/}}
+{{- define "wsticket.validateRedis" -}}
+{{- $r := .Values.redis }}
+{{- $mode := include "wsticket.redisMode" . }}
+{{- $cluster := $r.cluster | default dict }}
+{{- $sentinel := $r.sentinel | default dict }}
+{{- $given := dict "single" (ternary "redis.url" "" (not (empty $r.url))) "cluster" (ternary "redis.cluster.urls" "" (not (empty $cluster.urls))) "sentinel" (ternary "redis.sentinel" "" (or (not (empty $sentinel.urls)) (not (empty $sentinel.masterName)))) }}
+{{- range $other := list "single" "cluster" "sentinel" }}
+{{- if and (ne $other $mode) (get $given $other) }}
+{{- fail (printf "wsticket: set exactly one Redis topology: redis.mode is %s, but %s (redis.mode %s) is set too; remove it, or change redis.mode" $mode (get $given $other) $other) }}
+{{- end }}
+{{- end }}
+{{- if eq $mode "single" }}
+{{- if and $r.url $r.existingSecret }}
+{{- fail "wsticket: set only one of redis.url and redis.existingSecret" }}
+{{- end }}
+{{- if $r.password }}
+{{- fail "wsticket: redis.password is for redis.mode cluster and sentinel; a single Redis takes its password in its URL (redis.url, or the key redis.existingSecretKey of redis.existingSecret)" }}
+{{- end }}
+{{- else }}
+{{- $field := ternary "redis.cluster.urls" "redis.sentinel.urls" (eq $mode "cluster") }}
+{{- $urls := ternary $cluster.urls $sentinel.urls (eq $mode "cluster") | default list }}
+{{- if not $urls }}
+{{- fail (printf "wsticket: redis.mode is %s: list at least one %s in %s" $mode (ternary "node" "sentinel" (eq $mode "cluster")) $field) }}
+{{- end }}
+{{- $schemes := dict }}
+{{- range $i, $u := $urls }}
+{{- $u = toString $u }}
+{{- if not (regexMatch "^rediss?://" $u) }}
+{{- fail (printf "wsticket: %s[%d] must start with redis:// or rediss://" $field $i) }}
+{{- end }}
+{{- $_ := set $schemes (regexFind "^rediss?" $u) true }}
+{{- $authority := regexFind "^[^/?#]*" (regexReplaceAll "^rediss?://" $u "") }}
+{{- if and (contains "@" $authority) (contains ":" (regexReplaceAll "@[^@]*$" $authority "")) }}
+{{- fail (printf "wsticket: %s[%d] has a password in it, and these URLs are written into the ConfigMap in plain text: remove it from the URL, and put it in the Secret redis.existingSecret under the key redis.existingSecretPasswordKey (or set redis.password, which the chart keeps in its own Secret)" $field $i) }}
+{{- end }}
+{{- end }}
+{{- if gt (len $schemes) 1 }}
+{{- fail (printf "wsticket: %s mixes redis:// and rediss://; use one scheme for all" $field) }}
+{{- end }}
+{{- if and (eq $mode "sentinel") (not $sentinel.masterName) }}
+{{- fail "wsticket: redis.mode is sentinel: set redis.sentinel.masterName (the name the sentinels monitor the master under)" }}
+{{- end }}
+{{- if and $r.password $r.existingSecret }}
+{{- fail "wsticket: set only one of redis.password and redis.existingSecret" }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if and (kindIs "map" .) (eq (get . "name" | toString) "WSTICKET_REDIS_URL") }}
+{{- fail (printf "wsticket: extraEnv sets WSTICKET_REDIS_URL, which would override redis.mode %s with a single Redis; remove it" $mode) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
