@@ -398,6 +398,22 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
             Err(err(field, "must start with redis:// or rediss://"))
         }
     };
+    // One scheme per list: the Cluster client refuses a mix at start-up, and
+    // for Sentinel the scheme also decides whether the master is reached
+    // over TLS.
+    let one_scheme = |field: &str, urls: &[String]| -> Result<(), ConfigError> {
+        for (i, u) in urls.iter().enumerate() {
+            redis_url(&format!("{field}[{i}]"), u)?;
+        }
+        let tls = urls.iter().filter(|u| u.starts_with("rediss://")).count();
+        if tls != 0 && tls != urls.len() {
+            return Err(err(
+                field,
+                "mixes redis:// and rediss://: use one scheme for all",
+            ));
+        }
+        Ok(())
+    };
     if raw.cluster_password_file.is_some() && raw.cluster_urls.is_none() {
         return Err(err(
             "store.cluster_password_file",
@@ -417,9 +433,7 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
             if urls.is_empty() {
                 return Err(err("store.cluster_urls", "name at least one node"));
             }
-            for (i, u) in urls.iter().enumerate() {
-                redis_url(&format!("store.cluster_urls[{i}]"), u)?;
-            }
+            one_scheme("store.cluster_urls", &urls)?;
             let password = raw
                 .cluster_password_file
                 .as_ref()
@@ -431,9 +445,7 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
             if s.urls.is_empty() {
                 return Err(err("store.sentinel.urls", "name at least one sentinel"));
             }
-            for (i, u) in s.urls.iter().enumerate() {
-                redis_url(&format!("store.sentinel.urls[{i}]"), u)?;
-            }
+            one_scheme("store.sentinel.urls", &s.urls)?;
             if s.master_name.is_empty() {
                 return Err(err("store.sentinel.master_name", "must not be empty"));
             }
@@ -958,6 +970,18 @@ mod tests {
             (
                 "[store]\ncluster_urls = [\"redis://x\"]\ncluster_password_file = \"/nonexistent/pw\"",
                 "store.cluster_password_file",
+            ),
+            (
+                "[store]\ncluster_urls = [\"redis://a\", \"rediss://b\"]",
+                "store.cluster_urls",
+            ),
+            (
+                "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"rediss://a\", \"redis://b\"]",
+                "store.sentinel.urls",
+            ),
+            (
+                "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"redis://a\", \"http://b\"]",
+                "store.sentinel.urls[1]",
             ),
         ];
         for (text, field) in cases {

@@ -157,6 +157,26 @@ fn invalid(what: &str, e: &RedisError) -> String {
     format!("{what} is not valid ({:?})", e.kind())
 }
 
+/// How to reach the master Sentinel names: TLS (verified) when the sentinels
+/// are `rediss://` (the config allows no mix), so a TLS deployment never
+/// falls back to plain TCP for the data.
+fn sentinel_node_info(
+    sentinel_urls: &[String],
+    db: i64,
+    password: Option<&str>,
+) -> SentinelNodeConnectionInfo {
+    let mut info = redis::RedisConnectionInfo::default().set_db(db);
+    if let Some(p) = password {
+        info = info.set_password(p);
+    }
+    let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+    if sentinel_urls.iter().all(|u| u.starts_with("rediss://")) {
+        node.set_tls_mode(redis::TlsMode::Secure)
+    } else {
+        node
+    }
+}
+
 impl RedisStore {
     /// Parses the addresses and prepares the connection; does not connect.
     pub fn new(settings: &RedisSettings) -> Result<Self, String> {
@@ -203,11 +223,7 @@ impl RedisStore {
                 db,
                 password,
             } => {
-                let mut info = redis::RedisConnectionInfo::default().set_db(*db);
-                if let Some(p) = password {
-                    info = info.set_password(p);
-                }
-                let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+                let node = sentinel_node_info(urls, *db, password.as_deref());
                 let client = SentinelClient::build(
                     urls.iter().map(String::as_str).collect(),
                     master_name.clone(),
@@ -382,5 +398,25 @@ impl TicketStore for RedisStore {
         } else {
             Err(StoreError::Other("unexpected PING reply".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_master_is_reached_over_tls_when_the_sentinels_are() {
+        // The crate keeps the mode private; its Debug output shows it.
+        let tls = format!(
+            "{:?}",
+            sentinel_node_info(&["rediss://s1:26379".into()], 0, None)
+        );
+        assert!(tls.contains("tls_mode: Some(Secure)"), "{tls}");
+        let plain = format!(
+            "{:?}",
+            sentinel_node_info(&["redis://s1:26379".into()], 0, None)
+        );
+        assert!(plain.contains("tls_mode: None"), "{plain}");
     }
 }
