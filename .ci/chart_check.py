@@ -18,8 +18,11 @@ and kubernetes-validate (the Kubernetes OpenAPI schemas, offline):
    NetworkPolicy's Redis ports, ...);
 4. check that bad values fail to render: a typo'd key (schema), more than one
    replica without Redis, two Redis topologies, a password in a Cluster or
-   Sentinel URL (without the message echoing it), and the other guards in
-   templates/_helpers.tpl;
+   Sentinel URL, a malformed Redis URL, ticket secret or JWT HMAC secret
+   (without the message echoing any of them), and the other guards in
+   templates/_helpers.tpl; and that the schema puts nothing but a type on
+   the values that may hold a secret (Helm's schema errors can echo a value:
+   the templates check those, with messages that never do);
 5. if a wsticket binary built from the current sources is around, run
    `wsticket check-config` on each rendered wsticket.toml, with the secret
    files it names materialised in a temporary directory.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -63,6 +67,13 @@ SECRETS_ROOT = "/run/secrets"
 URL_PASSWORD = re.compile(r"rediss?://[^/?#\s\"]*:[^/?#\s\"]*@")
 # The password in the rejected values below; no error message may echo it.
 CI_PASSWORD = "ci-only-pw-0000"
+# Nor these, in other rejected values.
+NEVER_ECHOED = (CI_PASSWORD, "hunter2")
+# Values that may hold a secret (in a dotted path, [] is any item of a list):
+# the schema gives them a type and nothing else (no pattern, length, enum,
+# uniqueItems, ...), since Helm's schema errors may print the value.
+SECRET_VALUES = ("redis.url", "redis.password", "redis.cluster.urls[]", "redis.sentinel.urls[]",
+                 "ticketSecrets[].secret", "auth.jwt.hs_secret")
 # Custom resources of the Prometheus operator: not in the Kubernetes schemas.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
@@ -419,6 +430,44 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
      {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r:6379"]}},
       "extraEnv": [{"name": "WSTICKET_REDIS_URL", "value": "redis://r:6379"}]},
      "extraEnv sets WSTICKET_REDIS_URL, which would override redis.mode cluster"),
+    ("a Sentinel URL that is empty",
+     {"redis": {"mode": "sentinel", "sentinel": {"masterName": "mymaster", "urls": [""]}}},
+     "redis.sentinel.urls[0] must start with redis:// or rediss://"),
+    ("a Cluster URL listed twice, with a password",
+     {"redis": {"mode": "cluster", "cluster": {"urls": [f"redis://:{CI_PASSWORD}@r:6379"] * 2}}},
+     "redis.cluster.urls[0] has a password in it"),
+    ("a Sentinel URL listed twice",
+     {"redis": {"mode": "sentinel",
+                "sentinel": {"masterName": "mymaster",
+                             "urls": ["redis://s0:26379", "redis://s1:26379", "redis://s0:26379"]}}},
+     "redis.sentinel.urls[2] repeats redis.sentinel.urls[0]; list each URL once"),
+    # Secrets in the values: the messages name the value, never echo it.
+    ("a redis.url that is not redis:// or rediss://", {"redis": {"url": "http://:hunter2@x", "existingSecret": ""}},
+     "redis.url must start with redis:// or rediss://"),
+    ("a redis.url without a scheme", {"redis": {"url": f":{CI_PASSWORD}@r:6379/0", "existingSecret": ""}},
+     "redis.url must start with redis:// or rediss://"),
+    ("a redis.url without a host", {"redis": {"url": "rediss://", "existingSecret": ""}},
+     "redis.url must start with redis:// or rediss://, followed by the host"),
+    ("a redis.url that is not a string", {"redis": {"url": [f"redis://:{CI_PASSWORD}@r:6379"], "existingSecret": ""}},
+     "at '/redis/url': got array, want string"),
+    ("a redis.password that is not a string",
+     {"redis": {"mode": "cluster", "existingSecret": "", "password": [CI_PASSWORD],
+                "cluster": {"urls": ["redis://r:6379"]}}},
+     "at '/redis/password': got array, want string"),
+    ("a ticket secret of the wrong length",
+     {"existingSecret": "", "ticketSecrets": [{"id": "k1", "secret": CI_PASSWORD}]},
+     "ticketSecrets[0].secret must be base64url of 32 bytes, unpadded"),
+    ("a ticket secret with a character outside base64url",
+     {"existingSecret": "", "ticketSecrets": [{"id": "k1", "secret": "A" * 43},
+                                              {"id": "k2", "secret": (CI_PASSWORD + "+" * 43)[:43]}]},
+     "ticketSecrets[1].secret must be base64url of 32 bytes, unpadded"),
+    ("a ticket secret that is not a string",
+     {"existingSecret": "", "ticketSecrets": [{"id": "k1", "secret": {"value": CI_PASSWORD}}]},
+     "at '/ticketSecrets/0/secret': got object, want string"),
+    ("a JWT HMAC secret shorter than 32 bytes",
+     {"existingSecret": "", "ticketSecrets": [{"id": "k1", "secret": "A" * 43}],
+      "auth": {"jwt": {"algorithms": ["HS256"], "hs_secret": CI_PASSWORD * 2}}},
+     "auth.jwt.hs_secret must be at least 32 bytes long"),
 ]
 
 
@@ -428,10 +477,39 @@ def check_rejected(chart: helm.Chart) -> None:
             chart.render(values, name="wsticket", namespace="wsticket")
         except helm.HelmError as e:
             msg = str(e)
-            ok(needle in msg and CI_PASSWORD not in msg,
+            ok(needle in msg and not any(s in msg for s in NEVER_ECHOED),
                f"rejects {label} (message {msg!r} names {needle!r} and echoes no password)")
         else:
             ok(False, f"rejects {label}: it rendered")
+
+
+def schema_at(schema: dict[str, Any], path: str) -> dict[str, Any]:
+    """The subschema of a dotted path like "ticketSecrets[].secret"."""
+    for part in path.split("."):
+        items = part.endswith("[]")
+        schema = schema["properties"][part.removesuffix("[]")]
+        if items:
+            schema = schema["items"]
+    return schema
+
+
+def check_schema_secrets() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for path in SECRET_VALUES:
+        try:
+            sub = schema_at(schema, path)
+        except KeyError:
+            ok(False, f"schema: {path} is in values.schema.json")
+            continue
+        extra = sorted(set(sub) - {"type", "description"})
+        ok(sub.get("type") == "string" and not extra,
+           f"schema: {path} is a string with no other constraint (found {extra or 'none'}), "
+           f"so no schema error can echo it")
+        if path.endswith("[]"):
+            parent = schema_at(schema, path.removesuffix("[]"))
+            extra = sorted(set(parent) - {"type", "description", "items"})
+            ok(not extra, f"schema: {path.removesuffix('[]')} is a list with no constraint of its own "
+                          f"(found {extra or 'none'})")
 
 
 # ---- 5. wsticket check-config on the rendered config --------------------------------
@@ -569,6 +647,7 @@ def main() -> int:
 
         section("values that must not render")
         check_rejected(chart)
+        check_schema_secrets()
 
     section("wsticket check-config on the rendered configs")
     binary = find_binary()

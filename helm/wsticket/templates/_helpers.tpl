@@ -180,6 +180,9 @@ values to change.
 {{- if and (not $v.existingSecret) (not $s.secret) }}
 {{- fail (printf "wsticket: ticketSecrets[%d].secret is required when existingSecret is empty" $i) }}
 {{- end }}
+{{- if and $s.secret (not (regexMatch "^[A-Za-z0-9_-]{43}$" (toString $s.secret))) }}
+{{- fail (printf "wsticket: ticketSecrets[%d].secret must be base64url of 32 bytes, unpadded: 43 characters from A-Z, a-z, 0-9, - and _ (as printed by wsticket keygen)" $i) }}
+{{- end }}
 {{- end }}
 {{- $names := dict }}
 {{- range $i, $c := $v.clients }}
@@ -200,6 +203,9 @@ values to change.
 {{- if and $v.existingSecret (include "wsticket.jwtHsSecretInline" .) }}
 {{- fail (printf "wsticket: auth.jwt.hs_secret is set, but existingSecret %q is used: put the HMAC secret in that Secret (e.g. under the key jwt-hs-secret) and set auth.jwt.hs_secret_file: /run/secrets/wsticket/jwt-hs-secret" $v.existingSecret) }}
 {{- end }}
+{{- if and (include "wsticket.jwtHsSecretInline" .) (lt (len (toString $v.auth.jwt.hs_secret)) 32) }}
+{{- fail "wsticket: auth.jwt.hs_secret must be at least 32 bytes long (wsticket refuses a shorter HMAC secret)" }}
+{{- end }}
 {{- $grace := 10 }}
 {{- if and (hasKey $v.config "shutdown_grace_secs") (not (kindIs "invalid" $v.config.shutdown_grace_secs)) }}
 {{- $grace = int $v.config.shutdown_grace_secs }}
@@ -218,8 +224,9 @@ values to change.
 
 {{/*
 The Redis topology: exactly one of redis.url / redis.existingSecret (single),
-redis.cluster and redis.sentinel, as redis.mode says; URLs in the values
-(which end up in the ConfigMap) without a password.
+redis.cluster and redis.sentinel, as redis.mode says; every URL in the values
+redis:// or rediss://, and those that end up in the ConfigMap (cluster,
+sentinel) without a password and each listed once.
 */}}
 {{- define "wsticket.validateRedis" -}}
 {{- $r := .Values.redis }}
@@ -239,6 +246,9 @@ redis.cluster and redis.sentinel, as redis.mode says; URLs in the values
 {{- if $r.password }}
 {{- fail "wsticket: redis.password is for redis.mode cluster and sentinel; a single Redis takes its password in its URL (redis.url, or the key redis.existingSecretKey of redis.existingSecret)" }}
 {{- end }}
+{{- if $r.url }}
+{{- include "wsticket.validateRedisUrl" (dict "field" "redis.url" "url" $r.url "password" true) }}
+{{- end }}
 {{- else }}
 {{- $field := ternary "redis.cluster.urls" "redis.sentinel.urls" (eq $mode "cluster") }}
 {{- $urls := ternary $cluster.urls $sentinel.urls (eq $mode "cluster") | default list }}
@@ -246,16 +256,15 @@ redis.cluster and redis.sentinel, as redis.mode says; URLs in the values
 {{- fail (printf "wsticket: redis.mode is %s: list at least one %s in %s" $mode (ternary "node" "sentinel" (eq $mode "cluster")) $field) }}
 {{- end }}
 {{- $schemes := dict }}
+{{- $seen := dict }}
 {{- range $i, $u := $urls }}
 {{- $u = toString $u }}
-{{- if not (regexMatch "^rediss?://" $u) }}
-{{- fail (printf "wsticket: %s[%d] must start with redis:// or rediss://" $field $i) }}
+{{- include "wsticket.validateRedisUrl" (dict "field" (printf "%s[%d]" $field $i) "url" $u "password" false) }}
+{{- if hasKey $seen $u }}
+{{- fail (printf "wsticket: %s[%d] repeats %s[%d]; list each URL once" $field $i $field (get $seen $u)) }}
 {{- end }}
+{{- $_ := set $seen $u $i }}
 {{- $_ := set $schemes (regexFind "^rediss?" $u) true }}
-{{- $authority := regexFind "^[^/?#]*" (regexReplaceAll "^rediss?://" $u "") }}
-{{- if and (contains "@" $authority) (contains ":" (regexReplaceAll "@[^@]*$" $authority "")) }}
-{{- fail (printf "wsticket: %s[%d] has a password in it, and these URLs are written into the ConfigMap in plain text: remove it from the URL, and put it in the Secret redis.existingSecret under the key redis.existingSecretPasswordKey (or set redis.password, which the chart keeps in its own Secret)" $field $i) }}
-{{- end }}
 {{- end }}
 {{- if gt (len $schemes) 1 }}
 {{- fail (printf "wsticket: %s mixes redis:// and rediss://; use one scheme for all" $field) }}
@@ -270,6 +279,27 @@ redis.cluster and redis.sentinel, as redis.mode says; URLs in the values
 {{- if and (kindIs "map" .) (eq (get . "name" | toString) "WSTICKET_REDIS_URL") }}
 {{- fail (printf "wsticket: extraEnv sets WSTICKET_REDIS_URL, which would override redis.mode %s with a single Redis; remove it" $mode) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fails unless a Redis URL from the values starts with redis:// or rediss://
+and a host; with "password" false, also when it has a password in it. Takes
+a dict: "field" (the value's name in the messages, e.g. redis.url),
+"url", "password" (true: the URL goes into a Secret, so a password is
+fine). The messages name the field, never the URL, which may hold a
+password; for the same reason the schema puts no pattern on these values.
+*/}}
+{{- define "wsticket.validateRedisUrl" -}}
+{{- $u := toString .url }}
+{{- if not (regexMatch "^rediss?://." $u) }}
+{{- fail (printf "wsticket: %s must start with redis:// or rediss://, followed by the host" .field) }}
+{{- end }}
+{{- if not .password }}
+{{- $authority := regexFind "^[^/?#]*" (regexReplaceAll "^rediss?://" $u "") }}
+{{- if and (contains "@" $authority) (contains ":" (regexReplaceAll "@[^@]*$" $authority "")) }}
+{{- fail (printf "wsticket: %s has a password in it, and these URLs are written into the ConfigMap in plain text: remove it from the URL, and put it in the Secret redis.existingSecret under the key redis.existingSecretPasswordKey (or set redis.password, which the chart keeps in its own Secret)" .field) }}
 {{- end }}
 {{- end }}
 {{- end }}
