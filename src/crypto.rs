@@ -173,6 +173,16 @@ impl TicketKeys {
         format!("{prefix}t:{}", URL_SAFE_NO_PAD.encode(self.storage_id))
     }
 
+    /// A short, stable, non-secret name for the ticket in logs: the first 12
+    /// characters (72 bits) of the base64url storage id, an HMAC of the
+    /// ticket that reveals nothing about it. The same ticket gives the same
+    /// reference when minted, redeemed and presented again.
+    pub fn reference(&self) -> String {
+        let mut r = URL_SAFE_NO_PAD.encode(&self.storage_id[..9]);
+        r.truncate(12);
+        r
+    }
+
     fn cipher(&self) -> ChaCha20Poly1305 {
         ChaCha20Poly1305::new(Key::from_slice(self.sealing_key.as_ref()))
     }

@@ -50,6 +50,8 @@ pub struct Minted {
 }
 
 pub struct Redeemed {
+    /// See [`TicketKeys::reference`]: for logs.
+    pub ticket_ref: String,
     pub user_id: String,
     pub origin: Option<String>,
     pub audience: String,
@@ -89,26 +91,28 @@ pub struct RedeemFailure {
     pub error: ApiError,
     /// `None` when the store failed: that is no outcome of the ticket.
     pub outcome: Option<Outcome>,
+    /// See [`TicketKeys::reference`]; `None` when the key id is unknown.
+    pub ticket_ref: Option<String>,
     pub user_id: Option<String>,
     pub audience: Option<String>,
 }
 
 impl RedeemFailure {
-    fn new(error: ApiError, outcome: Outcome) -> Self {
+    fn new(error: ApiError, outcome: Outcome, keys: Option<&TicketKeys>) -> Self {
         RedeemFailure {
             error,
             outcome: Some(outcome),
+            ticket_ref: keys.map(TicketKeys::reference),
             user_id: None,
             audience: None,
         }
     }
 
-    fn of(error: ApiError, outcome: Outcome, payload: &Payload) -> Self {
+    fn of(error: ApiError, outcome: Outcome, keys: &TicketKeys, payload: &Payload) -> Self {
         RedeemFailure {
-            error,
-            outcome: Some(outcome),
             user_id: Some(payload.user_id.clone()),
             audience: Some(payload.audience.clone()),
+            ..RedeemFailure::new(error, outcome, Some(keys))
         }
     }
 }
@@ -225,38 +229,37 @@ impl TicketService {
         use Outcome as O;
         // An unknown key id cannot name a stored ticket: no store access.
         let Some(keys) = self.policy.keyring.keys_for(ticket) else {
-            return Err(RedeemFailure::new(ApiError::TicketInvalid, O::Invalid));
+            return Err(RedeemFailure::new(
+                ApiError::TicketInvalid,
+                O::Invalid,
+                None,
+            ));
         };
         let key = keys.store_key(&self.key_prefix);
         let taken = self
             .timed("redeem", self.store.take(&key))
             .await
             .map_err(|error| RedeemFailure {
-                error,
                 outcome: None,
-                user_id: None,
-                audience: None,
+                ..RedeemFailure::new(error, O::Invalid, Some(&keys))
             })?;
+        let fail = |error, outcome| Err(RedeemFailure::new(error, outcome, Some(&keys)));
         let sealed = match taken {
-            Taken::Missing => return Err(RedeemFailure::new(ApiError::TicketInvalid, O::Invalid)),
-            Taken::Used(sealed) => {
-                return Err(match open(&keys, &key, &sealed) {
-                    Some(p) => RedeemFailure::of(ApiError::TicketReused, O::Reused, &p),
-                    None => RedeemFailure::new(ApiError::TicketReused, O::Reused),
-                });
-            }
+            Taken::Missing => return fail(ApiError::TicketInvalid, O::Invalid),
+            Taken::Used => return fail(ApiError::TicketReused, O::Reused),
             Taken::Value(sealed) => sealed,
         };
         let Some(payload) = open(&keys, &key, &sealed) else {
             tracing::error!(
                 "a stored ticket failed authentication: the store was tampered with or the secret changed"
             );
-            return Err(RedeemFailure::new(ApiError::TicketInvalid, O::Invalid));
+            return fail(ApiError::TicketInvalid, O::Invalid);
         };
         if unix_ms(SystemTime::now()) >= payload.exp {
             return Err(RedeemFailure::of(
                 ApiError::TicketInvalid,
                 O::Invalid,
+                &keys,
                 &payload,
             ));
         }
@@ -273,6 +276,7 @@ impl TicketService {
             return Err(RedeemFailure::of(
                 ApiError::OriginMismatch,
                 O::OriginMismatch,
+                &keys,
                 &payload,
             ));
         }
@@ -281,10 +285,12 @@ impl TicketService {
             return Err(RedeemFailure::of(
                 ApiError::AudienceMismatch,
                 O::AudienceMismatch,
+                &keys,
                 &payload,
             ));
         }
         Ok(Redeemed {
+            ticket_ref: keys.reference(),
             user_id: payload.user_id,
             origin: payload.origin,
             audience: payload.audience,

@@ -210,7 +210,15 @@ pub async fn redeem(
         Ok(r) => {
             svc.metrics()
                 .redemption(Some(&r.audience), Outcome::Ok.as_str());
-            tracing::debug!(caller = caller.name(), user_id = %r.user_id, "ticket redeemed");
+            // The audit trail of who connected to which service; its
+            // ticket_ref is what a later reuse warning names.
+            tracing::info!(
+                caller = caller.name(),
+                user_id = %r.user_id,
+                audience = %r.audience,
+                ticket_ref = %r.ticket_ref,
+                "ticket redeemed"
+            );
             Ok(
                 no_store(actix_web::http::StatusCode::OK).json(RedeemResponse {
                     user_id: r.user_id,
@@ -227,11 +235,15 @@ pub async fn redeem(
                 svc.metrics()
                     .redemption(f.audience.as_deref(), outcome.as_str());
                 let user_id = f.user_id.as_deref().unwrap_or("<unknown>");
+                let ticket_ref = f.ticket_ref.as_deref().unwrap_or("<none>");
                 if outcome == Outcome::Reused {
                     // A security signal: a ticket was presented after use.
+                    // Only a mark is left of it in the store; the earlier
+                    // "ticket redeemed" line with this ticket_ref names the
+                    // user.
                     tracing::warn!(
                         caller = caller.name(),
-                        user_id,
+                        ticket_ref,
                         outcome = outcome.as_str(),
                         "ticket reused: a redeemed ticket was presented again (possible leak)"
                     );
@@ -239,6 +251,7 @@ pub async fn redeem(
                     tracing::info!(
                         caller = caller.name(),
                         user_id,
+                        ticket_ref,
                         outcome = outcome.as_str(),
                         "redeem refused"
                     );

@@ -368,10 +368,21 @@ async fn json_logs_have_the_fields_and_no_secret() {
             })
             .collect::<Vec<_>>()
     };
+    // The audit line of the redemption names the user; the reuse warning
+    // names the same ticket_ref (a fingerprint, not the ticket), so the two
+    // can be joined.
+    let redeemed = by_message("ticket redeemed");
+    assert_eq!(redeemed.len(), 1, "{log}");
+    assert_eq!(redeemed[0]["level"], "INFO");
+    assert_eq!(redeemed[0]["fields"]["user_id"], user);
+    assert_eq!(redeemed[0]["fields"]["caller"], "redeemer");
+    let ticket_ref = redeemed[0]["fields"]["ticket_ref"].as_str().unwrap();
+    assert_eq!(ticket_ref.len(), 12, "{log}");
     let reuse = by_message("ticket reused");
     assert_eq!(reuse.len(), 1, "{log}");
     assert_eq!(reuse[0]["level"], "WARN");
-    assert_eq!(reuse[0]["fields"]["user_id"], user);
+    assert_eq!(reuse[0]["fields"]["ticket_ref"], ticket_ref);
+    assert_eq!(reuse[0]["fields"]["caller"], "redeemer");
     assert_eq!(reuse[0]["fields"]["outcome"], "reused");
     let refused = by_message("redeem refused");
     assert!(

@@ -220,3 +220,53 @@ async fn tampered_or_moved_values_do_not_redeem() {
         .await
         .expect(404, Some("ticket_invalid"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeem_leaves_a_one_byte_mark_and_an_unknown_ticket_leaves_nothing() {
+    let url = shared_url();
+    let app = spawn_app(Backend::Redis).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let t = app
+        .mint_with(json!({"user_id": "u", "origin": ORIGIN, "ttl_secs": 60}))
+        .await;
+    app.redeem(&t, Some(ORIGIN)).await.expect(200, None);
+    let dump = redis_dump(&url, &app.prefix);
+    assert_eq!(dump.len(), 1);
+    let (key, value) = &dump[0];
+    assert_eq!(value, &[0u8], "the sealed value must not stay behind the mark");
+    let pttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
+    assert!(pttl > 50_000 && pttl <= 60_000, "the mark keeps the TTL: {pttl}");
+    app.redeem(&t, Some(ORIGIN))
+        .await
+        .expect(409, Some("ticket_reused"));
+
+    // A well-formed ticket that was never minted: 404, and no key appears.
+    let mut chars: Vec<char> = t.chars().collect();
+    let i = chars.len() - 10;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let unknown: String = chars.into_iter().collect();
+    app.redeem(&unknown, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    assert_eq!(redis_dump(&url, &app.prefix).len(), 1);
+
+    // The longer mark of earlier versions (0x00, then the sealed value)
+    // still reads as used.
+    let old = app.mint().await;
+    let (k, v) = redis_dump(&url, &app.prefix)
+        .into_iter()
+        .find(|(_, v)| v.first() == Some(&1))
+        .expect("the unredeemed value");
+    let mut marked = vec![0u8];
+    marked.extend_from_slice(&v);
+    let _: () = redis::cmd("SET")
+        .arg(&k)
+        .arg(marked)
+        .arg("KEEPTTL")
+        .query(&mut con)
+        .unwrap();
+    app.redeem(&old, Some(ORIGIN))
+        .await
+        .expect(409, Some("ticket_reused"));
+}
