@@ -6,7 +6,7 @@
 //! (userinfo, a path, a query, a fragment) is refused rather than trimmed, so
 //! that `https://app.example.com@evil.com` can never be read as the app.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use url::{Host, Url};
 
@@ -169,7 +169,8 @@ fn check_domain(d: &str) -> Result<(), OriginError> {
 /// scheme and port (the apex itself is not matched).
 #[derive(Debug, Clone, Default)]
 pub struct OriginAllowlist {
-    exact: HashSet<String>,
+    /// Canonical form → the parsed origin.
+    exact: HashMap<String, Origin>,
     wildcards: Vec<Wildcard>,
 }
 
@@ -217,12 +218,12 @@ impl OriginAllowlist {
             ));
         }
         let o = Origin::parse(entry).map_err(|e| format!("{entry:?}: {e}"))?;
-        self.exact.insert(o.serialized);
+        self.exact.insert(o.serialized.clone(), o);
         Ok(())
     }
 
     pub fn allows(&self, origin: &Origin) -> bool {
-        self.exact.contains(&origin.serialized)
+        self.exact.contains_key(&origin.serialized)
             || (origin.is_domain
                 && self.wildcards.iter().any(|w| {
                     w.scheme == origin.scheme
@@ -237,7 +238,15 @@ impl OriginAllowlist {
     }
 
     pub fn push_exact(&mut self, origin: Origin) {
-        self.exact.insert(origin.serialized);
+        self.exact.insert(origin.serialized.clone(), origin);
+    }
+
+    /// The exact entry whose canonical form is `raw` byte for byte: the
+    /// common case (browsers send canonical origins), answered without
+    /// parsing. `raw` is then canonical, so `Origin::parse(raw)` would give
+    /// the same origin; anything else returns `None` and must be parsed.
+    pub fn exact_entry(&self, raw: &str) -> Option<&Origin> {
+        self.exact.get(raw)
     }
 }
 
@@ -375,6 +384,11 @@ mod tests {
         assert!(!allow(&list, "https://evilapp.example.com"));
         assert!(!allow(&list, "https://app.example.com."));
         assert!(!allow(&list, "https://sub.app.example.com"));
+        let parsed = OriginAllowlist::parse(&list).unwrap();
+        assert!(parsed.exact_entry("https://app.example.com").is_some());
+        // Not canonical: left to the parser (which then allows it).
+        assert!(parsed.exact_entry("HTTPS://APP.EXAMPLE.COM").is_none());
+        assert!(parsed.exact_entry("https://app.example.com:443").is_none());
     }
 
     #[test]
@@ -520,6 +534,27 @@ mod properties {
             if let Ok(o) = Origin::parse(&text) {
                 let again = Origin::parse(o.as_ref()).expect("a canonical origin parses");
                 prop_assert_eq!(again.as_ref(), o.as_ref());
+            }
+        }
+
+        #[test]
+        fn the_exact_lookup_agrees_with_parsing(
+            es in scheme(), eh in host(), ep in port(),
+            os in scheme(), oh in host(), op in port(), same in any::<bool>(), slash in any::<bool>(),
+        ) {
+            // The mint fast path: a string found by exact_entry must be one
+            // that parses to that very origin, and is then allowed.
+            let entry = origin_string(es, &eh, ep);
+            let mut raw = if same { entry.clone() } else { origin_string(os, &oh, op) };
+            if slash {
+                raw.push('/');
+            }
+            if let Ok(list) = OriginAllowlist::parse(&[entry.as_str()])
+                && let Some(found) = list.exact_entry(&raw)
+            {
+                let parsed = Origin::parse(&raw).expect("an exact entry parses");
+                prop_assert_eq!(&parsed, found);
+                prop_assert!(list.allows(&parsed));
             }
         }
 
