@@ -234,9 +234,16 @@ async fn a_redeem_leaves_a_one_byte_mark_and_an_unknown_ticket_leaves_nothing() 
     let dump = redis_dump(&url, &app.prefix);
     assert_eq!(dump.len(), 1);
     let (key, value) = &dump[0];
-    assert_eq!(value, &[0u8], "the sealed value must not stay behind the mark");
+    assert_eq!(
+        value,
+        &[0u8],
+        "the sealed value must not stay behind the mark"
+    );
     let pttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
-    assert!(pttl > 50_000 && pttl <= 60_000, "the mark keeps the TTL: {pttl}");
+    assert!(
+        pttl > 50_000 && pttl <= 60_000,
+        "the mark keeps the TTL: {pttl}"
+    );
     app.redeem(&t, Some(ORIGIN))
         .await
         .expect(409, Some("ticket_reused"));
