@@ -124,6 +124,7 @@ struct RawSentinel {
     urls: Vec<String>,
     db: Option<i64>,
     master_password_file: Option<PathBuf>,
+    sentinel_password_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -454,11 +455,17 @@ fn store_settings(raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigE
                 .as_ref()
                 .map(|p| read_file("store.sentinel.master_password_file", p))
                 .transpose()?;
+            let sentinel_password = s
+                .sentinel_password_file
+                .as_ref()
+                .map(|p| read_file("store.sentinel.sentinel_password_file", p))
+                .transpose()?;
             Some(RedisTopology::Sentinel {
                 master_name: s.master_name,
                 urls: s.urls,
                 db: s.db.unwrap_or(0),
                 password,
+                sentinel_password,
             })
         }
         (None, None, None) => None,
@@ -982,6 +989,10 @@ mod tests {
             (
                 "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"redis://a\", \"http://b\"]",
                 "store.sentinel.urls[1]",
+            ),
+            (
+                "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"redis://a\"]\nsentinel_password_file = \"/nonexistent/pw\"",
+                "store.sentinel.sentinel_password_file",
             ),
         ];
         for (text, field) in cases {

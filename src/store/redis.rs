@@ -31,7 +31,10 @@ use redis::aio::{
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError,
+    RedisFuture, Value,
+};
 use std::fmt;
 use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
@@ -56,7 +59,11 @@ pub enum RedisTopology {
         master_name: String,
         urls: Vec<String>,
         db: i64,
+        /// The master's.
         password: Option<String>,
+        /// The sentinels' own (`requirepass` in sentinel.conf), kept out
+        /// of the URLs like the Cluster's.
+        sentinel_password: Option<String>,
     },
 }
 
@@ -213,10 +220,25 @@ impl RedisStore {
                 urls,
                 db,
                 password,
+                sentinel_password,
             } => {
                 let node = sentinel_node_info(urls, *db, password.as_deref());
+                let sentinels = urls
+                    .iter()
+                    .map(|u| {
+                        let info = u.as_str().into_connection_info()?;
+                        Ok(match sentinel_password {
+                            Some(p) => {
+                                let auth = info.redis_settings().clone().set_password(p);
+                                info.set_redis_settings(auth)
+                            }
+                            None => info,
+                        })
+                    })
+                    .collect::<redis::RedisResult<Vec<_>>>()
+                    .map_err(|e| invalid("store.sentinel.urls", &e))?;
                 let client = SentinelClient::build(
-                    urls.iter().map(String::as_str).collect(),
+                    sentinels,
                     master_name.clone(),
                     Some(node),
                     SentinelServerType::Master,

@@ -49,11 +49,7 @@ pub fn base_config(
                 .unwrap_or_else(redis_server::shared_url)
         ),
         Backend::Cluster => redis_server::shared_cluster().store_toml(1000),
-        Backend::Sentinel => format!(
-            "command_timeout_ms = 1000\nconnect_timeout_ms = 1000\n[store.sentinel]\nmaster_name = \"{}\"\nurls = {:?}",
-            redis_server::MASTER_NAME,
-            redis_server::shared_sentinel()
-        ),
+        Backend::Sentinel => redis_server::shared_sentinel().store_toml(1000),
     };
     format!(
         r#"

@@ -348,12 +348,16 @@ impl RedisCluster {
     }
 }
 
-/// A master, a replica and three Sentinels on loopback.
+/// A master, a replica and three Sentinels on loopback. The sentinels
+/// require a password (`requirepass`, and `sentinel-pass` to each other),
+/// which wsticket reads from `store.sentinel.sentinel_password_file`.
 pub struct RedisSentinel {
     /// Kept to keep the process alive (a watchdog kills it on drop).
     _master: RedisServer,
     pub replica: RedisServer,
     pub sentinels: Vec<RedisServer>,
+    password: String,
+    password_file: PathBuf,
 }
 
 pub const MASTER_NAME: &str = "wsticket-test";
@@ -361,6 +365,9 @@ pub const MASTER_NAME: &str = "wsticket-test";
 impl RedisSentinel {
     pub fn start() -> RedisSentinel {
         let dir = temp_dir("sentinel");
+        let password = format!("sentinel-pw-{:016x}", rand::random::<u64>());
+        let password_file = dir.join("password");
+        std::fs::write(&password_file, format!("{password}\n")).unwrap();
         let master = RedisServer::start();
         let replica = RedisServer::start_with(
             free_port(),
@@ -380,7 +387,8 @@ impl RedisSentinel {
                         "port {port}\nbind 127.0.0.1\ndir {}\n\
                          sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
                          sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-                         sentinel failover-timeout {MASTER_NAME} 3000\n",
+                         sentinel failover-timeout {MASTER_NAME} 3000\n\
+                         requirepass {password}\nsentinel sentinel-pass {password}\n",
                         dir.display(),
                         master.port
                     ),
@@ -393,6 +401,8 @@ impl RedisSentinel {
             _master: master,
             replica,
             sentinels,
+            password,
+            password_file,
         };
         let replica_port = s.replica.port.to_string();
         wait_for("the replica in sync", 20, || {
@@ -405,9 +415,9 @@ impl RedisSentinel {
             || {
                 s.sentinels.iter().all(|x| {
                     let p = x.port.to_string();
-                    redis_cli(&["-p", &p, "sentinel", "replicas", MASTER_NAME])
+                    s.cli(&["-p", &p, "sentinel", "replicas", MASTER_NAME])
                         .contains(&replica_port)
-                        && redis_cli(&["-p", &p, "sentinel", "master", MASTER_NAME])
+                        && s.cli(&["-p", &p, "sentinel", "master", MASTER_NAME])
                             .contains("num-other-sentinels\n2")
                 })
             },
@@ -415,12 +425,24 @@ impl RedisSentinel {
         s
     }
 
-    pub fn urls(&self) -> Vec<String> {
-        self.sentinels.iter().map(|s| s.url()).collect()
+    fn cli(&self, args: &[&str]) -> String {
+        redis_cli_auth(Some(&self.password), args)
+    }
+
+    /// The `[store]` lines that point wsticket at these sentinels: URLs
+    /// without the password, which comes from a file.
+    pub fn store_toml(&self, timeout_ms: u64) -> String {
+        let urls: Vec<String> = self.sentinels.iter().map(|s| s.url()).collect();
+        format!(
+            "command_timeout_ms = {timeout_ms}\nconnect_timeout_ms = {timeout_ms}\n\
+             [store.sentinel]\nmaster_name = \"{MASTER_NAME}\"\nurls = {urls:?}\n\
+             sentinel_password_file = {:?}",
+            self.password_file.display().to_string()
+        )
     }
 
     pub fn master_port(&self) -> u16 {
-        let out = redis_cli(&[
+        let out = self.cli(&[
             "-p",
             &self.sentinels[0].port.to_string(),
             "sentinel",
@@ -436,7 +458,7 @@ impl RedisSentinel {
     /// `SENTINEL FAILOVER`, then wait until the replica is the master.
     pub fn failover(&self) {
         let old = self.master_port();
-        let out = redis_cli(&[
+        let out = self.cli(&[
             "-p",
             &self.sentinels[0].port.to_string(),
             "sentinel",
@@ -458,7 +480,7 @@ pub fn shared_cluster() -> &'static RedisCluster {
     SHARED.get_or_init(RedisCluster::start)
 }
 
-pub fn shared_sentinel() -> Vec<String> {
+pub fn shared_sentinel() -> &'static RedisSentinel {
     static SHARED: OnceLock<RedisSentinel> = OnceLock::new();
-    SHARED.get_or_init(RedisSentinel::start).urls()
+    SHARED.get_or_init(RedisSentinel::start)
 }

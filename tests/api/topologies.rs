@@ -5,7 +5,7 @@
 
 use crate::binary::{Proc, http, temp_file};
 use crate::helpers::*;
-use crate::redis_server::{MASTER_NAME, RedisCluster, RedisSentinel, RedisServer};
+use crate::redis_server::{RedisCluster, RedisSentinel, RedisServer};
 use futures_util::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;
@@ -196,13 +196,8 @@ async fn a_cluster_master_killed_under_load() {
 async fn a_sentinel_failover_under_load() {
     let sentinel = RedisSentinel::start();
     let prefix = random_prefix();
-    let text = base_config(Backend::Memory, None, &prefix, "").replace(
-        "memory_max_entries = 100000",
-        &format!(
-            "command_timeout_ms = 500\nconnect_timeout_ms = 500\n[store.sentinel]\nmaster_name = \"{MASTER_NAME}\"\nurls = {:?}",
-            sentinel.urls()
-        ),
-    );
+    let text = base_config(Backend::Memory, None, &prefix, "")
+        .replace("memory_max_entries = 100000", &sentinel.store_toml(500));
     let app = Arc::new(spawn_toml(&text, prefix).await);
     let before = sentinel.master_port();
     let minted = app.mint().await;
