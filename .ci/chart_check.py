@@ -14,12 +14,15 @@ and kubernetes-validate (the Kubernetes OpenAPI schemas, offline):
    files/alerts.yaml);
 3. check what the manifests must say (security context, probes, every secret
    file the config names being a key of a mounted Secret, the Redis topology
-   in [store] as redis.mode says, no password in the ConfigMap, the
-   NetworkPolicy's Redis ports, ...);
+   in [store] as redis.mode says, the sentinels' password file exactly when
+   redis.sentinel.authSentinels asks for it, no password in the ConfigMap,
+   the NetworkPolicy's Redis ports, what NOTES.txt says about the Sentinel
+   passwords, ...);
 4. check that bad values fail to render: a typo'd key (schema), more than one
    replica without Redis, two Redis topologies, a password in a Cluster or
    Sentinel URL, a malformed Redis URL, ticket secret or JWT HMAC secret
-   (without the message echoing any of them), and the other guards in
+   (without the message echoing any of them), a sentinels' password without
+   a Redis password to take it from, and the other guards in
    templates/_helpers.tpl; and that the schema puts nothing but a type on
    the values that may hold a secret (Helm's schema errors can echo a value:
    the templates check those, with messages that never do);
@@ -59,8 +62,10 @@ SENTINEL = CHART / "ci" / "sentinel-values.yaml"
 ALERTS = CHART / "files" / "alerts.yaml"
 KUBE_VERSION = "1.30.0"
 SECRET_DIR = "/run/secrets/wsticket"
-# A Cluster or Sentinel password from another Secret than the one at SECRET_DIR.
+# A Cluster or Sentinel password from another Secret than the one at SECRET_DIR,
+# and the sentinels' own password when it is another key of that Secret.
 REDIS_PASSWORD_APART = "/run/secrets/wsticket-redis/password"
+SENTINEL_PASSWORD_APART = "/run/secrets/wsticket-redis/sentinel-password"
 # Every secret file the chart hands to wsticket is under here.
 SECRETS_ROOT = "/run/secrets"
 # In URLs: userinfo with a password ("user:password@" or ":password@").
@@ -118,17 +123,21 @@ def lint(label: str, values: dict[str, Any] | None) -> None:
 # ---- 2. render ----------------------------------------------------------------
 
 
-def render(chart: helm.Chart, values: dict[str, Any], name: str, namespace: str) -> list[dict[str, Any]]:
+def render(chart: helm.Chart, values: dict[str, Any], name: str,
+           namespace: str) -> tuple[list[dict[str, Any]], str]:
+    """The manifests, and the text of NOTES.txt."""
     out = chart.render(values, name=name, namespace=namespace)
     docs = []
+    notes = ""
     for path, text in sorted(out.items()):
         if path.endswith("NOTES.txt"):
+            notes = text
             continue
         for doc in yaml.safe_load_all(text):
             if doc:
                 doc["__template"] = path
                 docs.append(doc)
-    return docs
+    return docs, notes
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -169,9 +178,10 @@ def config_secret_files(cfg: dict[str, Any]) -> list[str]:
     store = cfg.get("store", {})
     if "cluster_password_file" in store:
         paths.append(store["cluster_password_file"])
-    if "master_password_file" in store.get("sentinel", {}):
-        paths.append(store["sentinel"]["master_password_file"])
-    return paths
+    for key in ("master_password_file", "sentinel_password_file"):
+        if key in store.get("sentinel", {}):
+            paths.append(store["sentinel"][key])
+    return list(dict.fromkeys(paths))  # the sentinels may share the master's file
 
 
 def secret_key_of(path: str, pod: dict[str, Any], ctr: dict[str, Any]) -> tuple[str, str] | None:
@@ -192,7 +202,7 @@ def secret_key_of(path: str, pod: dict[str, Any], ctr: dict[str, Any]) -> tuple[
     return None
 
 
-def check_case(case: str, docs: list[dict[str, Any]], values: dict[str, Any], namespace: str,
+def check_case(case: str, docs: list[dict[str, Any]], notes: str, values: dict[str, Any], namespace: str,
                expect_kinds: set[str], replicas: int | None) -> dict[str, Any]:
     kinds = {d["kind"] for d in docs}
     ok(kinds == expect_kinds, f"{case}: kinds {sorted(kinds)} == {sorted(expect_kinds)}")
@@ -245,7 +255,8 @@ def check_case(case: str, docs: list[dict[str, Any]], values: dict[str, Any], na
     # Every secret file the config names is a key of a mounted Secret.
     paths = config_secret_files(cfg)
     files = {p: secret_key_of(p, pod, ctr) for p in paths}
-    ok(all((p.startswith(SECRET_DIR + "/") or p == REDIS_PASSWORD_APART) and files[p] for p in paths),
+    ok(all((p.startswith(SECRET_DIR + "/") or p in (REDIS_PASSWORD_APART, SENTINEL_PASSWORD_APART)) and files[p]
+           for p in paths),
        f"{case}: every secret file the config names is a key of a mounted Secret "
        f"({sum(1 for f in files.values() if f)} of {len(paths)})")
     own = {d["metadata"]["name"]: d for d in by_kind(docs, "Secret")}
@@ -264,7 +275,7 @@ def check_case(case: str, docs: list[dict[str, Any]], values: dict[str, Any], na
     redis = env.get("WSTICKET_REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef")
     if redis and redis["name"] in own:
         ok(redis["key"] in own[redis["name"]].get("data", {}), f"{case}: Redis URL key in Secret {redis['name']}")
-    store = check_topology(case, cfg, toml_text, env, docs, values)
+    store = check_topology(case, cfg, toml_text, env, docs, values, files, notes)
 
     for sm in by_kind(docs, "ServiceMonitor"):
         check_servicemonitor(case, sm, svc, namespace, values)
@@ -284,9 +295,11 @@ def check_case(case: str, docs: list[dict[str, Any]], values: dict[str, Any], na
 
 
 def check_topology(case: str, cfg: dict[str, Any], toml_text: str, env: dict[str, Any],
-                   docs: list[dict[str, Any]], values: dict[str, Any]) -> str:
+                   docs: list[dict[str, Any]], values: dict[str, Any],
+                   files: dict[str, tuple[str, str] | None], notes: str) -> str:
     """[store] holds the topology redis.mode names, and only that one; returns
-    the store `wsticket check-config` should report (redis or memory)."""
+    the store `wsticket check-config` should report (redis or memory). `files`:
+    (Secret, key) of each secret file the config names."""
     r = values["redis"]
     mode = r.get("mode") or "single"
     store = cfg.get("store", {})
@@ -305,6 +318,7 @@ def check_topology(case: str, cfg: dict[str, Any], toml_text: str, env: dict[str
            f"{case}: [store.sentinel] master_name, urls, db == redis.sentinel.*")
         ok(("master_password_file" in s) == want_pw,
            f"{case}: master_password_file {'set' if want_pw else 'absent'}, as the values say")
+        check_sentinel_password(case, s, r, values, files, notes, want_pw)
     else:
         ok(topo == [], f"{case}: no topology in [store] (single Redis by WSTICKET_REDIS_URL, or in-memory)")
     single = mode == "single" and bool(r.get("url") or r.get("existingSecret"))
@@ -323,6 +337,41 @@ def check_topology(case: str, cfg: dict[str, Any], toml_text: str, env: dict[str
            and rule.get("to", []) == npr.get("to", []),
            f"{case}: NetworkPolicy egress to Redis on ports {sorted(want)} ({sorted(got)})")
     return "redis" if mode != "single" or single else "memory"
+
+
+def check_sentinel_password(case: str, s: dict[str, Any], r: dict[str, Any], values: dict[str, Any],
+                            files: dict[str, tuple[str, str] | None], notes: str, want_pw: bool) -> None:
+    """sentinel_password_file is in [store.sentinel] exactly with
+    redis.sentinel.authSentinels: the master's password file, or the file of
+    redis.sentinel.sentinelPasswordKey from the master password's Secret; and
+    NOTES.txt says so."""
+    auth = bool(r["sentinel"].get("authSentinels"))
+    ok(("sentinel_password_file" in s) == auth,
+       f"{case}: sentinel_password_file {'set' if auth else 'absent'}, as redis.sentinel.authSentinels says")
+    pw_key = "redis-password" if r.get("password") else r.get("existingSecretPasswordKey")
+    own_key = r["sentinel"].get("sentinelPasswordKey") or pw_key
+    distinct = own_key != pw_key
+    if auth and want_pw:
+        spf, mpf = s.get("sentinel_password_file"), s.get("master_password_file")
+        if distinct:
+            ok(spf != mpf and files.get(spf) is not None and files.get(mpf) is not None
+               and files[spf] == (files[mpf][0], own_key),
+               f"{case}: sentinel_password_file is the key {own_key} of the master password's Secret "
+               f"({files.get(spf)}, beside {files.get(mpf)})")
+            ok(f"key {own_key}, as the file {spf}" in notes, f"{case}: NOTES.txt names the sentinels' key and file")
+            if values.get("existingSecret") and files[mpf][0] == values["existingSecret"]:
+                ok(f"\n  {own_key}\n" in notes,
+                   f"{case}: NOTES.txt lists {own_key} among the keys of Secret {values['existingSecret']}")
+            else:
+                ok(f"its key {own_key} (the sentinels' password)" in notes,
+                   f"{case}: NOTES.txt says the sentinels' key is mounted too")
+        else:
+            ok(spf == mpf, f"{case}: sentinel_password_file is master_password_file ({spf})")
+            ok("sentinel password: the master's, the same file" in notes,
+               f"{case}: NOTES.txt says the sentinels share it")
+    elif not auth:
+        ok("no sentinel password, as redis.sentinel.authSentinels is false" in notes,
+           f"{case}: NOTES.txt says the sentinels have no password")
 
 
 def check_servicemonitor(case: str, sm: dict[str, Any], svc: dict[str, Any], namespace: str,
@@ -441,6 +490,34 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
                 "sentinel": {"masterName": "mymaster",
                              "urls": ["redis://s0:26379", "redis://s1:26379", "redis://s0:26379"]}}},
      "redis.sentinel.urls[2] repeats redis.sentinel.urls[0]; list each URL once"),
+    # The sentinels' own password.
+    ("redis.sentinel.authSentinels without a Redis password",
+     {"redis": {"mode": "sentinel", "existingSecretPasswordKey": "",
+                "sentinel": {"masterName": "mymaster", "urls": ["redis://s0:26379"], "authSentinels": True}}},
+     "redis.sentinel.authSentinels is true, but no Redis password is configured"),
+    ("redis.sentinel.authSentinels without any Redis Secret",
+     {"redis": {"mode": "sentinel", "existingSecret": "",
+                "sentinel": {"masterName": "mymaster", "urls": ["redis://s0:26379"], "authSentinels": True,
+                             "sentinelPasswordKey": "sentinel-password"}}},
+     "redis.sentinel.authSentinels is true, but no Redis password is configured"),
+    ("redis.sentinel.sentinelPasswordKey without authSentinels",
+     {"redis": {"mode": "sentinel",
+                "sentinel": {"masterName": "mymaster", "urls": ["redis://s0:26379"],
+                             "sentinelPasswordKey": "sentinel-password"}}},
+     "redis.sentinel.sentinelPasswordKey is set, but redis.sentinel.authSentinels is false"),
+    ("redis.sentinel.sentinelPasswordKey with redis.password",
+     {"redis": {"mode": "sentinel", "existingSecret": "", "password": CI_PASSWORD,
+                "sentinel": {"masterName": "mymaster", "urls": ["redis://s0:26379"], "authSentinels": True,
+                             "sentinelPasswordKey": "sentinel-password"}}},
+     "redis.sentinel.sentinelPasswordKey names a key of redis.existingSecret, but redis.password is used"),
+    ("redis.sentinel.authSentinels with a Cluster",
+     {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r:6379"]}, "sentinel": {"authSentinels": True}}},
+     "redis.mode is cluster, but redis.sentinel (redis.mode sentinel) is set too"),
+    ("a malformed redis.sentinel.sentinelPasswordKey",
+     {"redis": {"mode": "sentinel",
+                "sentinel": {"masterName": "mymaster", "urls": ["redis://s0:26379"], "authSentinels": True,
+                             "sentinelPasswordKey": "sentinel/password"}}},
+     "at '/redis/sentinel/sentinelPasswordKey'"),
     # Secrets in the values: the messages name the value, never echo it.
     ("a redis.url that is not redis:// or rediss://", {"redis": {"url": "http://:hunter2@x", "existingSecret": ""}},
      "redis.url must start with redis:// or rediss://"),
@@ -594,6 +671,14 @@ def main() -> int:
     sentinel_apart = {"redis": {"mode": "sentinel", "existingSecret": "", "password": "ci-only-master-password",
                                 "sentinel": {"masterName": "mymaster", "urls": ["rediss://sentinel.redis.svc:26379"]}},
                       "networkPolicy": {"enabled": True}}
+    # Sentinels with their own password, another key of the Secret of the
+    # master's: the default Secret mounted at SECRET_DIR, or (as in
+    # ci/sentinel-values.yaml) another one, whose two keys are mounted apart.
+    sentinel_urls = ["redis://sentinel-0.redis.svc:26379", "redis://sentinel-1.redis.svc:26379"]
+    sentinel_own_key = {"redis": {"mode": "sentinel",
+                                  "sentinel": {"masterName": "mymaster", "urls": sentinel_urls,
+                                               "authSentinels": True, "sentinelPasswordKey": "sentinel-password"}}}
+    sentinel_own_key_apart = merged(sentinel_own_key, {"redis": {"existingSecret": "redis"}})
     base_kinds = {"Deployment", "Service", "ConfigMap", "ServiceAccount"}
     cases: list[tuple[str, dict[str, Any], str, str, set[str], int | None]] = [
         ("defaults", {}, "wsticket", "wsticket", base_kinds, 2),
@@ -605,6 +690,8 @@ def main() -> int:
         ("sentinel", sentinel, "wsticket", "chat", base_kinds | {"NetworkPolicy"}, 2),
         ("cluster-own-secret", cluster_own, "wsticket", "chat", base_kinds | {"Secret"}, 2),
         ("sentinel-password-apart", sentinel_apart, "wsticket", "chat", base_kinds | {"Secret", "NetworkPolicy"}, 2),
+        ("sentinel-own-password", sentinel_own_key, "wsticket", "chat", base_kinds, 2),
+        ("sentinel-own-password-apart", sentinel_own_key_apart, "wsticket", "chat", base_kinds, 2),
     ]
 
     section("helm lint --strict")
@@ -618,9 +705,10 @@ def main() -> int:
     with helm.Chart.load(CHART) as chart:
         section("render")
         all_docs = {}
+        all_notes = {}
         for case, values, name, namespace, _, _ in cases:
             try:
-                docs = render(chart, values, name, namespace)
+                docs, all_notes[case] = render(chart, values, name, namespace)
             except helm.HelmError as e:
                 ok(False, f"{case}: renders ({e})")
                 continue
@@ -640,8 +728,8 @@ def main() -> int:
         for case, values, name, namespace, kinds, replicas in cases:
             if case in all_docs:
                 try:
-                    rendered[case] = check_case(case, all_docs[case], merged(defaults, values), namespace, kinds,
-                                                replicas)
+                    rendered[case] = check_case(case, all_docs[case], all_notes[case], merged(defaults, values),
+                                                namespace, kinds, replicas)
                 except (AssertionError, KeyError, TypeError, ValueError) as e:
                     ok(False, f"{case}: manifest checks ({type(e).__name__}: {e})")
 

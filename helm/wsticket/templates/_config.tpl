@@ -1,18 +1,20 @@
 {{/*
 wsticket.toml, rendered from values. Secrets are never inline: they are files
 in the mounted Secret (secret_file, key_sha256_file, hs_secret_file, and the
-Redis password of a Cluster or Sentinel), and a single Redis URL comes from
-the environment (WSTICKET_REDIS_URL).
+Redis password of a Cluster or Sentinel, and of the sentinels themselves), and
+a single Redis URL comes from the environment (WSTICKET_REDIS_URL).
 */}}
 {{- define "wsticket.toml" -}}
 {{- $dir := include "wsticket.secretDir" . -}}
 {{- $cfg := .Values.config -}}
 {{- $mode := include "wsticket.redisMode" . -}}
 {{- $password := include "wsticket.redisPasswordFile" . -}}
+{{- $sentinelPassword := include "wsticket.sentinelPasswordFile" . -}}
 # Rendered by the wsticket Helm chart ({{ include "wsticket.chart" . }}).
 # Secrets are files under {{ $dir }}
 {{- if eq $mode "single" }}{{ if include "wsticket.redisEnabled" . }}; the Redis URL is WSTICKET_REDIS_URL{{ end }}.
-{{- else if $password }}; the Redis password is {{ $password }}.
+{{- else if $password }}; the Redis password is {{ $password }}
+{{- if eq $mode "sentinel" }}{{ if not $sentinelPassword }} (the sentinels have none){{ else if ne $sentinelPassword $password }} (the sentinels' is {{ $sentinelPassword }}){{ else }} (the sentinels' too){{ end }}{{ end }}.
 {{- else }}; Redis has no password.
 {{- end }}
 listen = {{ printf "0.0.0.0:%d" (int .Values.containerPorts.http) | toJson }}
@@ -38,6 +40,9 @@ urls = {{ toJson .Values.redis.sentinel.urls }}
 db = {{ int (.Values.redis.sentinel.db | default 0) }}
 {{- with $password }}
 master_password_file = {{ toJson . }}
+{{- end }}
+{{- with $sentinelPassword }}
+sentinel_password_file = {{ toJson . }}
 {{- end }}
 {{- end }}
 

@@ -118,6 +118,39 @@ wsticket.redisSecretDir.
 {{- end }}
 {{- end }}
 
+{{/*
+Sentinel with redis.sentinel.authSentinels: key of the sentinels' own
+password in wsticket.redisPasswordSecret when it is not the master's
+(redis.sentinel.sentinelPasswordKey, set and different), else empty: the
+sentinels then share the master's password file.
+*/}}
+{{- define "wsticket.sentinelPasswordKey" -}}
+{{- $s := .Values.redis.sentinel | default dict }}
+{{- if and (eq (include "wsticket.redisMode" .) "sentinel") $s.authSentinels $s.sentinelPasswordKey (include "wsticket.redisPasswordSecret" .) }}
+{{- if ne $s.sentinelPasswordKey (include "wsticket.redisPasswordKey" .) }}{{ $s.sentinelPasswordKey }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Path of the sentinels' password file in the pod (sentinel_password_file), or
+empty for none: only with redis.mode sentinel and redis.sentinel.authSentinels.
+The master's password file, or the file of
+redis.sentinel.sentinelPasswordKey from the same Secret, mounted alike.
+*/}}
+{{- define "wsticket.sentinelPasswordFile" -}}
+{{- $s := .Values.redis.sentinel | default dict }}
+{{- if and (eq (include "wsticket.redisMode" .) "sentinel") $s.authSentinels }}
+{{- $key := include "wsticket.sentinelPasswordKey" . }}
+{{- if not $key }}
+{{- include "wsticket.redisPasswordFile" . }}
+{{- else if include "wsticket.redisPasswordMountedApart" . }}
+{{- printf "%s/sentinel-password" (include "wsticket.redisSecretDir" .) }}
+{{- else }}
+{{- printf "%s/%s" (include "wsticket.secretDir" .) $key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* True (non-empty) when the chart renders auth.jwt.hs_secret into its Secret. */}}
 {{- define "wsticket.jwtHsSecretInline" -}}
 {{- if and .Values.auth.jwt (hasKey .Values.auth.jwt "hs_secret") }}true{{ end }}
@@ -233,7 +266,7 @@ sentinel) without a password and each listed once.
 {{- $mode := include "wsticket.redisMode" . }}
 {{- $cluster := $r.cluster | default dict }}
 {{- $sentinel := $r.sentinel | default dict }}
-{{- $given := dict "single" (ternary "redis.url" "" (not (empty $r.url))) "cluster" (ternary "redis.cluster.urls" "" (not (empty $cluster.urls))) "sentinel" (ternary "redis.sentinel" "" (or (not (empty $sentinel.urls)) (not (empty $sentinel.masterName)))) }}
+{{- $given := dict "single" (ternary "redis.url" "" (not (empty $r.url))) "cluster" (ternary "redis.cluster.urls" "" (not (empty $cluster.urls))) "sentinel" (ternary "redis.sentinel" "" (or (not (empty $sentinel.urls)) (not (empty $sentinel.masterName)) (not (empty $sentinel.authSentinels)) (not (empty $sentinel.sentinelPasswordKey)))) }}
 {{- range $other := list "single" "cluster" "sentinel" }}
 {{- if and (ne $other $mode) (get $given $other) }}
 {{- fail (printf "wsticket: set exactly one Redis topology: redis.mode is %s, but %s (redis.mode %s) is set too; remove it, or change redis.mode" $mode (get $given $other) $other) }}
@@ -275,10 +308,34 @@ sentinel) without a password and each listed once.
 {{- if and $r.password $r.existingSecret }}
 {{- fail "wsticket: set only one of redis.password and redis.existingSecret" }}
 {{- end }}
+{{- if eq $mode "sentinel" }}
+{{- include "wsticket.validateSentinelAuth" . }}
+{{- end }}
 {{- range .Values.extraEnv }}
 {{- if and (kindIs "map" .) (eq (get . "name" | toString) "WSTICKET_REDIS_URL") }}
 {{- fail (printf "wsticket: extraEnv sets WSTICKET_REDIS_URL, which would override redis.mode %s with a single Redis; remove it" $mode) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+redis.mode sentinel: the sentinels' password (redis.sentinel.authSentinels,
+redis.sentinel.sentinelPasswordKey) comes from the Secret of the master's
+password, so it needs one. The messages name values, never a password.
+*/}}
+{{- define "wsticket.validateSentinelAuth" -}}
+{{- $r := .Values.redis }}
+{{- $s := $r.sentinel | default dict }}
+{{- if and $s.sentinelPasswordKey (not $s.authSentinels) }}
+{{- fail "wsticket: redis.sentinel.sentinelPasswordKey is set, but redis.sentinel.authSentinels is false: set authSentinels: true for sentinels that require a password, or empty sentinelPasswordKey" }}
+{{- end }}
+{{- if $s.authSentinels }}
+{{- if not (include "wsticket.redisPasswordSecret" .) }}
+{{- fail "wsticket: redis.sentinel.authSentinels is true, but no Redis password is configured: the sentinels' password comes from the Secret of the master's, so set redis.existingSecret and redis.existingSecretPasswordKey (or redis.password), or set authSentinels: false" }}
+{{- end }}
+{{- if and $s.sentinelPasswordKey $r.password }}
+{{- fail "wsticket: redis.sentinel.sentinelPasswordKey names a key of redis.existingSecret, but redis.password is used: with redis.password the sentinels share it (leave sentinelPasswordKey empty), or put both passwords in redis.existingSecret" }}
 {{- end }}
 {{- end }}
 {{- end }}
