@@ -121,7 +121,8 @@ impl ApiError {
             ApiError::PayloadTooLarge => "request bodies are limited to 16 KiB".into(),
             ApiError::UnsupportedMediaType => "the request body must be application/json".into(),
             ApiError::StoreUnavailable => {
-                "the ticket store did not answer in time; nothing was issued or accepted".into()
+                "the ticket store failed or did not answer in time; nothing was issued or accepted"
+                    .into()
             }
             ApiError::AuthUnavailable => {
                 "the identity provider or forward-auth endpoint did not answer usably; try again"
