@@ -504,7 +504,8 @@ fn tls_files() -> (PathBuf, PathBuf, PathBuf) {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+    // 127.0.0.1 too: Sentinel names the master by IP address.
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
         .unwrap()
         .signed_by(&leaf_key, &ca)
         .unwrap();
@@ -614,6 +615,91 @@ async fn rediss_connects_with_a_trusted_certificate_and_fails_closed_without() {
     assert_eq!(ready.status().as_u16(), 503);
     untrusted.stop();
     drop(redis);
+}
+
+/// `rediss://` sentinels: the master they name is reached over verified TLS
+/// too. The master here listens on TLS only, so a plain-TCP connection to it
+/// (what wsticket did before) fails every call with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_sentinels_lead_to_a_tls_master() {
+    let (ca, cert, key) = tls_files();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (master_port, sentinel_port) = (free(), free());
+    let tls = |port: u16| {
+        format!(
+            "port 0\ntls-port {port}\nbind 127.0.0.1\ntls-cert-file {}\ntls-key-file {}\n\
+             tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+            cert.display(),
+            key.display(),
+            ca.display()
+        )
+    };
+    let master_conf = temp_file(
+        "tls-master.conf",
+        &format!("{}save \"\"\nappendonly no\n", tls(master_port)),
+    );
+    let sentinel_conf = temp_file(
+        "tls-sentinel.conf",
+        &format!(
+            "{}sentinel monitor tlsmaster 127.0.0.1 {master_port} 1\n",
+            tls(sentinel_port)
+        ),
+    );
+    let spawn = |args: &[&std::ffi::OsStr]| {
+        KillOnDrop(
+            Command::new("redis-server")
+                .args(args)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server runs"),
+        )
+    };
+    let _master = spawn(&[master_conf.as_os_str()]);
+    let _sentinel = spawn(&[sentinel_conf.as_os_str(), "--sentinel".as_ref()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for port in [master_port, sentinel_port] {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "TLS redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let prefix = random_prefix();
+    let store = format!(
+        "command_timeout_ms = 1000\nconnect_timeout_ms = 1000\n[store.sentinel]\n\
+         master_name = \"tlsmaster\"\nurls = [\"rediss://localhost:{sentinel_port}\"]"
+    );
+    let config = base_config(Backend::Memory, None, &prefix, "")
+        .replace("memory_max_entries = 100000", &store);
+    let path = temp_file("tls-sentinel.toml", &config);
+    let p = Proc::spawn(
+        &["--config", path.to_str().unwrap()],
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    let (status, minted) = post(
+        &p.base,
+        "/v1/tickets",
+        ISSUER,
+        json!({"user_id": "a", "origin": ORIGIN}),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    let body = json!({"ticket": minted["ticket"], "origin": ORIGIN});
+    assert_eq!(
+        post(&p.base, "/v1/tickets/redeem", REDEEMER, body.clone())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&p.base, "/v1/tickets/redeem", REDEEMER, body).await.0,
+        409
+    );
 }
 
 struct KillOnDrop(Child);
