@@ -567,27 +567,7 @@ async fn rediss_connects_with_a_trusted_certificate_and_fails_closed_without() {
         &["--config", path.to_str().unwrap()],
         &[("SSL_CERT_FILE", ca.to_str().unwrap())],
     );
-    let (status, minted) = post(
-        &trusted.base,
-        "/v1/tickets",
-        ISSUER,
-        json!({"user_id": "a", "origin": ORIGIN}),
-    )
-    .await;
-    assert_eq!(status, 201, "{minted}");
-    let body = json!({"ticket": minted["ticket"], "origin": ORIGIN});
-    assert_eq!(
-        post(&trusted.base, "/v1/tickets/redeem", REDEEMER, body.clone())
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        post(&trusted.base, "/v1/tickets/redeem", REDEEMER, body)
-            .await
-            .0,
-        409
-    );
+    mint_redeem_reuse(&trusted.base).await;
     trusted.stop();
 
     // The server's certificate is not trusted: no connection, every store
@@ -681,8 +661,14 @@ async fn rediss_sentinels_lead_to_a_tls_master() {
         &["--config", path.to_str().unwrap()],
         &[("SSL_CERT_FILE", ca.to_str().unwrap())],
     );
+    mint_redeem_reuse(&p.base).await;
+}
+
+/// Through a real store: a ticket mints (201), redeems once (200), and is
+/// then reused (409).
+async fn mint_redeem_reuse(base: &str) {
     let (status, minted) = post(
-        &p.base,
+        base,
         "/v1/tickets",
         ISSUER,
         json!({"user_id": "a", "origin": ORIGIN}),
@@ -690,16 +676,9 @@ async fn rediss_sentinels_lead_to_a_tls_master() {
     .await;
     assert_eq!(status, 201, "{minted}");
     let body = json!({"ticket": minted["ticket"], "origin": ORIGIN});
-    assert_eq!(
-        post(&p.base, "/v1/tickets/redeem", REDEEMER, body.clone())
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        post(&p.base, "/v1/tickets/redeem", REDEEMER, body).await.0,
-        409
-    );
+    let redeem = |b| post(base, "/v1/tickets/redeem", REDEEMER, b);
+    assert_eq!(redeem(body.clone()).await.0, 200);
+    assert_eq!(redeem(body).await.0, 409);
 }
 
 struct KillOnDrop(Child);
