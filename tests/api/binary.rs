@@ -4,7 +4,7 @@ use crate::helpers::*;
 use crate::redis_server::shared_url;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -207,16 +207,7 @@ fn keygen_prints_a_key_its_hash_and_a_secret() {
          [[clients]]\nname = \"x\"\n{}\ncan = [\"issue\"]\n",
         text.lines().find(|l| l.starts_with("key_sha256")).unwrap()
     );
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(temp_file("keygen.toml", &config))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_config_ok(&temp_file("keygen.toml", &config));
     // Two runs, two keys.
     let again = Command::new(BIN).arg("keygen").output().unwrap();
     assert_ne!(String::from_utf8(again.stdout).unwrap(), text);
@@ -228,32 +219,36 @@ fn check_config_names_the_bad_field() {
         "good.toml",
         "[tickets]\nallowed_origins = [\"https://app.example.com\"]\n",
     );
-    let out = Command::new(BIN)
+    let out = assert_config_ok(&good);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+
+    let bad = temp_file("bad.toml", "[tickets]\nmax_ttl_secs = 100000\n");
+    let out = check_config(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tickets.max_ttl_secs"));
+
+    let missing = check_config(Path::new("/nonexistent/wsticket.toml"));
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+/// `wsticket check-config --config <path>`.
+fn check_config(path: &Path) -> std::process::Output {
+    Command::new(BIN)
         .args(["check-config", "--config"])
-        .arg(&good)
+        .arg(path)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `check-config` on `path` exits 0; its output, for more checks.
+fn assert_config_ok(path: &Path) -> std::process::Output {
+    let out = check_config(path);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
-
-    let bad = temp_file("bad.toml", "[tickets]\nmax_ttl_secs = 100000\n");
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tickets.max_ttl_secs"));
-
-    let missing = Command::new(BIN)
-        .args(["check-config", "--config", "/nonexistent/wsticket.toml"])
-        .output()
-        .unwrap();
-    assert_eq!(missing.status.code(), Some(2));
+    out
 }
 
 /// A whole session in JSON at debug level for every crate (actix, redis,
