@@ -246,7 +246,12 @@ impl TicketService {
         let fail = |error, outcome| Err(RedeemFailure::new(error, outcome, Some(&keys)));
         let sealed = match taken {
             Taken::Missing => return fail(ApiError::TicketInvalid, O::Invalid),
-            Taken::Used => return fail(ApiError::TicketReused, O::Reused),
+            Taken::Used(sealed) => {
+                return Err(match open(&keys, &key, &sealed) {
+                    Some(p) => RedeemFailure::of(ApiError::TicketReused, O::Reused, &keys, &p),
+                    None => RedeemFailure::new(ApiError::TicketReused, O::Reused, Some(&keys)),
+                });
+            }
             Taken::Value(sealed) => sealed,
         };
         let Some(payload) = open(&keys, &key, &sealed) else {

@@ -241,11 +241,9 @@ pub async fn redeem(
                 let ticket_ref = f.ticket_ref.as_deref().unwrap_or("<none>");
                 if outcome == Outcome::Reused {
                     // A security signal: a ticket was presented after use.
-                    // Only a mark is left of it in the store; the earlier
-                    // "ticket redeemed" line with this ticket_ref names the
-                    // user.
                     tracing::warn!(
                         caller = caller.name(),
+                        user_id,
                         ticket_ref,
                         outcome = outcome.as_str(),
                         "ticket reused: a redeemed ticket was presented again (possible leak)"

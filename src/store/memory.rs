@@ -96,11 +96,10 @@ impl TicketStore for MemoryStore {
         Ok(match inner.map.get_mut(key) {
             None => Taken::Missing,
             Some(entry) if entry.expires <= now => Taken::Missing,
-            Some(entry) if entry.used => Taken::Used,
+            Some(entry) if entry.used => Taken::Used(entry.value.clone()),
             Some(entry) => {
-                // Like Redis: the value leaves the store, a mark stays.
                 entry.used = true;
-                Taken::Value(std::mem::take(&mut entry.value))
+                Taken::Value(entry.value.clone())
             }
         })
     }
@@ -122,7 +121,7 @@ mod tests {
         assert!(s.put_new("k", b"v", LONG).await.unwrap());
         assert!(!s.put_new("k", b"w", LONG).await.unwrap());
         assert_eq!(s.take("k").await.unwrap(), Taken::Value(b"v".to_vec()));
-        assert_eq!(s.take("k").await.unwrap(), Taken::Used);
+        assert_eq!(s.take("k").await.unwrap(), Taken::Used(b"v".to_vec()));
         assert_eq!(s.take("other").await.unwrap(), Taken::Missing);
         // Taking an unknown key created nothing.
         assert_eq!(s.len(), 1);

@@ -17,9 +17,10 @@ use std::time::Duration;
 pub enum Taken {
     /// The sealed value; the key is now marked used until it expires.
     Value(Vec<u8>),
-    /// The key was already marked used: this ticket was redeemed before. Only
-    /// a one-byte mark is left, with the remaining time to live.
-    Used,
+    /// The key was already marked used: this ticket was redeemed before. The
+    /// sealed value is kept behind the mark so that a reuse can be logged with
+    /// the user it was minted for (SPEC: reuse is logged with the user id).
+    Used(Vec<u8>),
     /// No such key (never minted, expired, or the store lost it).
     Missing,
 }

@@ -376,6 +376,7 @@ async fn json_logs_have_the_fields_and_no_secret() {
     let reuse = by_message("ticket reused");
     assert_eq!(reuse.len(), 1, "{log}");
     assert_eq!(reuse[0]["level"], "WARN");
+    assert_eq!(reuse[0]["fields"]["user_id"], user);
     assert_eq!(reuse[0]["fields"]["ticket_ref"], ticket_ref);
     assert_eq!(reuse[0]["fields"]["caller"], "redeemer");
     assert_eq!(reuse[0]["fields"]["outcome"], "reused");

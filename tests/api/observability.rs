@@ -131,7 +131,7 @@ async fn every_series_moves_by_the_right_amount_and_promtool_agrees() {
     for (audience, outcome, n) in [
         ("default", "ok", 1.0),
         ("chat", "ok", 1.0),
-        ("unknown", "reused", 1.0),
+        ("default", "reused", 1.0),
         ("default", "origin_mismatch", 1.0),
         ("default", "audience_mismatch", 1.0),
         ("unknown", "invalid", 1.0),

@@ -222,7 +222,7 @@ async fn tampered_or_moved_values_do_not_redeem() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redeem_leaves_a_one_byte_mark_and_an_unknown_ticket_leaves_nothing() {
+async fn a_redeem_marks_the_value_keeps_the_ttl_and_an_unknown_ticket_leaves_nothing() {
     let url = shared_url();
     let app = spawn_app(Backend::Redis).await;
     let client = redis::Client::open(url.as_str()).unwrap();
@@ -230,15 +230,15 @@ async fn a_redeem_leaves_a_one_byte_mark_and_an_unknown_ticket_leaves_nothing() 
     let t = app
         .mint_with(json!({"user_id": "u", "origin": ORIGIN, "ttl_secs": 60}))
         .await;
+    let sealed = redis_dump(&url, &app.prefix).remove(0).1;
     app.redeem(&t, Some(ORIGIN)).await.expect(200, None);
     let dump = redis_dump(&url, &app.prefix);
     assert_eq!(dump.len(), 1);
     let (key, value) = &dump[0];
-    assert_eq!(
-        value,
-        &[0u8],
-        "the sealed value must not stay behind the mark"
-    );
+    // The used mark, with the sealed value kept behind it so that a reuse
+    // is logged with its user id.
+    assert_eq!(value[0], 0);
+    assert_eq!(&value[1..], &sealed[..]);
     let pttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
     assert!(
         pttl > 50_000 && pttl <= 60_000,
@@ -258,22 +258,20 @@ async fn a_redeem_leaves_a_one_byte_mark_and_an_unknown_ticket_leaves_nothing() 
         .expect(404, Some("ticket_invalid"));
     assert_eq!(redis_dump(&url, &app.prefix).len(), 1);
 
-    // The longer mark of earlier versions (0x00, then the sealed value)
-    // still reads as used.
-    let old = app.mint().await;
-    let (k, v) = redis_dump(&url, &app.prefix)
+    // A bare one-byte mark (as `SET key <mark> XX KEEPTTL GET` would leave)
+    // reads as used too.
+    let other = app.mint().await;
+    let (k, _) = redis_dump(&url, &app.prefix)
         .into_iter()
         .find(|(_, v)| v.first() == Some(&1))
         .expect("the unredeemed value");
-    let mut marked = vec![0u8];
-    marked.extend_from_slice(&v);
     let _: () = redis::cmd("SET")
         .arg(&k)
-        .arg(marked)
+        .arg(&[0u8][..])
         .arg("KEEPTTL")
         .query(&mut con)
         .unwrap();
-    app.redeem(&old, Some(ORIGIN))
+    app.redeem(&other, Some(ORIGIN))
         .await
         .expect(409, Some("ticket_reused"));
 }
