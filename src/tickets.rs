@@ -9,6 +9,7 @@ use crate::domain::{Audience, Origin, Ticket, UserId};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, Taken, TicketStore};
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -150,18 +151,22 @@ impl TicketService {
     }
 
     /// Time a store operation and count its failure; a failure becomes 503.
-    async fn timed<T>(
-        &self,
+    /// A combinator rather than an `async fn`: an `async fn` would hold `fut`
+    /// twice (as argument and as awaitee), and every request moves the
+    /// handler's future, so its size is paid in copies.
+    fn timed<'a, T>(
+        &'a self,
         op: &'static str,
-        fut: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, ApiError> {
+        fut: impl Future<Output = Result<T, StoreError>> + 'a,
+    ) -> impl Future<Output = Result<T, ApiError>> + 'a {
         let started = Instant::now();
-        let result = fut.await;
-        let kind = result.as_ref().err().map(StoreError::kind);
-        self.metrics.store_op(op, started.elapsed(), kind);
-        result.map_err(|e| {
-            tracing::warn!(op, kind = e.kind(), error = %e, "ticket store failed");
-            ApiError::StoreUnavailable
+        fut.map(move |result| {
+            let kind = result.as_ref().err().map(StoreError::kind);
+            self.metrics.store_op(op, started.elapsed(), kind);
+            result.map_err(|e| {
+                tracing::warn!(op, kind = e.kind(), error = %e, "ticket store failed");
+                ApiError::StoreUnavailable
+            })
         })
     }
 

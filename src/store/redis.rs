@@ -294,7 +294,9 @@ impl RedisStore {
                 if let Some(c) = slot.clone() {
                     return Ok(Conn::Cluster(c));
                 }
-                let c = client.get_async_connection().await?;
+                // Boxed: connecting is rare, and its future is large; inline,
+                // it would grow every store call's future (copied per request).
+                let c = Box::pin(client.get_async_connection()).await?;
                 *slot = Some(c.clone());
                 Ok(Conn::Cluster(c))
             }
@@ -310,11 +312,10 @@ impl RedisStore {
                 if let Some(c) = slot.clone() {
                     return Ok(Conn::Sentinel(c));
                 }
-                let c = client
-                    .lock()
-                    .await
-                    .get_async_connection_with_config(config)
-                    .await?;
+                let mut client = client.lock().await;
+                // Boxed like the Cluster's: the Sentinel future is ~3 KiB.
+                let c = Box::pin(client.get_async_connection_with_config(config)).await?;
+                drop(client);
                 tracing::info!("connected to the master named by Sentinel");
                 *slot = Some(c.clone());
                 Ok(Conn::Sentinel(c))
