@@ -14,8 +14,10 @@ ENV CARGO_TERM_COLOR=never \
     CARGO_PROFILE_RELEASE_STRIP=symbols
 
 # Dependencies first, built against placeholder sources: this layer is reused
-# until Cargo.toml or Cargo.lock change.
+# until Cargo.toml, Cargo.lock or the build settings (.cargo/config.toml:
+# the AEAD backend) change.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
