@@ -31,6 +31,8 @@ use redis::aio::{
 };
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::io::tcp::TcpSettings;
+use redis::io::tcp::socket2::TcpKeepalive;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError,
@@ -166,6 +168,26 @@ fn invalid(what: &str, e: &RedisError) -> String {
     format!("{what} is not valid ({:?})", e.kind())
 }
 
+/// TCP options for every connection to Redis (the crate's defaults leave
+/// both off):
+///
+/// * `TCP_NODELAY`: commands from many requests share one pipelined
+///   connection. With Nagle's algorithm a write waits for the ACK of the
+///   previous one, which the other side may delay: whole batches of requests
+///   stalled by milliseconds, and the worker sat idle meanwhile.
+/// * keepalive: a peer that vanished without a reset (a node gone during a
+///   failover, a dropped NAT entry) is noticed within about a minute instead
+///   of never; until then every command on it only times out.
+fn tcp_settings() -> TcpSettings {
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+}
+
 /// How to reach the master Sentinel names: TLS (verified) when the sentinels
 /// are `rediss://` (the config allows no mix), so a TLS deployment never
 /// falls back to plain TCP for the data.
@@ -178,7 +200,9 @@ fn sentinel_node_info(
     if let Some(p) = password {
         info = info.set_password(p);
     }
-    let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+    let node = SentinelNodeConnectionInfo::default()
+        .set_redis_connection_info(info)
+        .set_tcp_settings(tcp_settings());
     if sentinel_urls.iter().all(|u| u.starts_with("rediss://")) {
         node.set_tls_mode(redis::TlsMode::Secure)
     } else {
@@ -186,13 +210,45 @@ fn sentinel_node_info(
     }
 }
 
+/// A single node, with [`tcp_settings`].
+fn single_client(url: &str) -> Result<redis::Client, String> {
+    let info = url
+        .into_connection_info()
+        .map_err(|e| invalid("store.redis_url", &e))?
+        .set_tcp_settings(tcp_settings());
+    redis::Client::open(info).map_err(|e| invalid("store.redis_url", &e))
+}
+
+/// A Cluster client, with [`tcp_settings`] for every node it connects to.
+fn cluster_client(
+    urls: &[String],
+    password: Option<&str>,
+    settings: &RedisSettings,
+) -> Result<ClusterClient, String> {
+    let mut builder =
+        ClusterClient::builder(urls.iter().map(String::as_str)).tcp_settings(tcp_settings());
+    if let Some(p) = password {
+        builder = builder.password(p);
+    }
+    builder
+        .connection_timeout(settings.connect_timeout)
+        .response_timeout(settings.command_timeout)
+        // Retries follow MOVED/ASK during slot moves and failovers. A retried
+        // redeem can at worst find its own used mark and answer 409: never a
+        // second success.
+        .retries(2)
+        .min_retry_wait(20)
+        .max_retry_wait(200)
+        .build()
+        .map_err(|e| invalid("store.cluster_urls", &e))
+}
+
 impl RedisStore {
     /// Parses the addresses and prepares the connection; does not connect.
     pub fn new(settings: &RedisSettings) -> Result<Self, String> {
         let source = match &settings.topology {
             RedisTopology::Single { url } => {
-                let client = redis::Client::open(url.as_str())
-                    .map_err(|e| invalid("store.redis_url", &e))?;
+                let client = single_client(url)?;
                 let config = ConnectionManagerConfig::new()
                     .set_response_timeout(Some(settings.command_timeout))
                     .set_connection_timeout(Some(settings.connect_timeout))
@@ -206,21 +262,7 @@ impl RedisStore {
                 Source::Single(conn)
             }
             RedisTopology::Cluster { urls, password } => {
-                let mut builder = ClusterClient::builder(urls.iter().map(String::as_str));
-                if let Some(p) = password {
-                    builder = builder.password(p.clone());
-                }
-                let client = builder
-                    .connection_timeout(settings.connect_timeout)
-                    .response_timeout(settings.command_timeout)
-                    // Retries follow MOVED/ASK during slot moves and
-                    // failovers. A retried redeem can at worst find its own
-                    // used mark and answer 409: never a second success.
-                    .retries(2)
-                    .min_retry_wait(20)
-                    .max_retry_wait(200)
-                    .build()
-                    .map_err(|e| invalid("store.cluster_urls", &e))?;
+                let client = cluster_client(urls, password.as_deref(), settings)?;
                 Source::Cluster {
                     client,
                     conn: RwLock::new(None),
@@ -443,5 +485,26 @@ mod tests {
             sentinel_node_info(&["redis://s1:26379".into()], 0, None)
         );
         assert!(plain.contains("tls_mode: None"), "{plain}");
+    }
+
+    #[test]
+    fn every_topology_connects_with_nodelay_and_keepalive() {
+        let single = single_client("redis://127.0.0.1:6379/0").unwrap();
+        let tcp = single.get_connection_info().tcp_settings();
+        assert!(tcp.nodelay());
+        assert!(tcp.keepalive().is_some());
+        // The crate keeps these private too; Debug shows them.
+        let settings = RedisSettings {
+            topology: RedisTopology::Single { url: String::new() },
+            command_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            max_in_flight: 1,
+        };
+        let cluster = cluster_client(&["redis://127.0.0.1:7000".into()], None, &settings).unwrap();
+        let sentinel = sentinel_node_info(&["redis://s1:26379".into()], 0, None);
+        for debug in [format!("{cluster:?}"), format!("{sentinel:?}")] {
+            assert!(debug.contains("nodelay: true"), "{debug}");
+            assert!(debug.contains("keepalive: Some"), "{debug}");
+        }
     }
 }
