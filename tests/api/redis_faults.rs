@@ -113,6 +113,16 @@ fn redis_dump(url: &str, prefix: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// Overwrite a stored value behind wsticket's back, keeping its TTL.
+fn set_keepttl(con: &mut redis::Connection, key: &[u8], value: &[u8]) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("KEEPTTL")
+        .query(con)
+        .unwrap();
+}
+
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -181,18 +191,8 @@ async fn tampered_or_moved_values_do_not_redeem() {
     let (k0, v0) = &dump[0];
     let (k1, v1) = &dump[1];
     // Swap the two values: each key now holds the other ticket's payload.
-    let _: () = redis::cmd("SET")
-        .arg(k0)
-        .arg(v1)
-        .arg("KEEPTTL")
-        .query(&mut con)
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(k1)
-        .arg(v0)
-        .arg("KEEPTTL")
-        .query(&mut con)
-        .unwrap();
+    set_keepttl(&mut con, k0, v1);
+    set_keepttl(&mut con, k1, v0);
     app.redeem(&a, Some(ORIGIN))
         .await
         .expect(404, Some("ticket_invalid"));
@@ -210,12 +210,7 @@ async fn tampered_or_moved_values_do_not_redeem() {
     let mut bad = v.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 0x01;
-    let _: () = redis::cmd("SET")
-        .arg(k)
-        .arg(bad)
-        .arg("KEEPTTL")
-        .query(&mut con)
-        .unwrap();
+    set_keepttl(&mut con, k, &bad);
     app.redeem(&c, Some(ORIGIN))
         .await
         .expect(404, Some("ticket_invalid"));
@@ -265,12 +260,7 @@ async fn a_redeem_marks_the_value_keeps_the_ttl_and_an_unknown_ticket_leaves_not
         .into_iter()
         .find(|(_, v)| v.first() == Some(&1))
         .expect("the unredeemed value");
-    let _: () = redis::cmd("SET")
-        .arg(&k)
-        .arg(&[0u8][..])
-        .arg("KEEPTTL")
-        .query(&mut con)
-        .unwrap();
+    set_keepttl(&mut con, &k, &[0]);
     app.redeem(&other, Some(ORIGIN))
         .await
         .expect(409, Some("ticket_reused"));
