@@ -1,7 +1,7 @@
 //! The command line: `serve` (the default), `keygen`, `check-config`.
 
 use crate::auth::{API_KEY_PREFIX, key_sha256_hex};
-use crate::config::{ProcessEnv, Settings, StoreBackend};
+use crate::config::{ProcessEnv, Settings};
 use crate::crypto::ServerSecret;
 use crate::startup::Application;
 use crate::telemetry;
@@ -134,22 +134,10 @@ fn keygen(id: &str) -> ExitCode {
 fn check_config(path: Option<PathBuf>) -> ExitCode {
     match Settings::load(path.as_deref(), &ProcessEnv) {
         Ok(s) => {
-            let store = match s.store.backend {
-                StoreBackend::Memory { .. } => "memory",
-                StoreBackend::Redis(_) => "redis",
-            };
-            println!(
-                "configuration OK: listen {}, admin {}, store {store}, {} client(s), minting key id {:?}{}",
-                s.listen,
-                s.admin_listen,
-                s.clients.len(),
-                s.tickets.keyring.minting_kid().as_ref(),
-                if s.tickets.secrets_generated {
-                    " (generated: none configured)"
-                } else {
-                    ""
-                },
-            );
+            println!("configuration OK: {}", s.summary());
+            for warning in s.warnings() {
+                eprintln!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

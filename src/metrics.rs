@@ -18,7 +18,7 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     audiences: HashSet<String>,
     tickets_issued: IntCounterVec,
@@ -57,7 +57,7 @@ fn histogram(
 
 impl Metrics {
     /// `audiences`: the configured ones, the only audience label values.
-    pub fn new(audiences: &[Audience]) -> Result<Self, prometheus::Error> {
+    pub(crate) fn new(audiences: &[Audience]) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let m = Metrics {
             audiences: audiences.iter().map(|a| a.as_ref().to_owned()).collect(),
@@ -125,19 +125,19 @@ impl Metrics {
         }
     }
 
-    pub fn ticket_issued(&self, audience: &str) {
+    pub(crate) fn ticket_issued(&self, audience: &str) {
         self.tickets_issued
             .with_label_values(&[self.audience(Some(audience))])
             .inc();
     }
 
-    pub fn redemption(&self, audience: Option<&str>, outcome: &'static str) {
+    pub(crate) fn redemption(&self, audience: Option<&str>, outcome: &'static str) {
         self.redemptions
             .with_label_values(&[self.audience(audience), outcome])
             .inc();
     }
 
-    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+    pub(crate) fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
         self.http_requests
             .with_label_values(&[route, method, status_label(status)])
             .inc();
@@ -146,7 +146,7 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn store_op(&self, op: &'static str, took: Duration, error: Option<&'static str>) {
+    pub(crate) fn store_op(&self, op: &'static str, took: Duration, error: Option<&'static str>) {
         self.store_duration
             .with_label_values(&[op])
             .observe(took.as_secs_f64());
@@ -155,29 +155,14 @@ impl Metrics {
         }
     }
 
-    pub fn auth_failure(&self, reason: &'static str) {
+    pub(crate) fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.with_label_values(&[reason]).inc();
     }
 
-    pub fn encode(&self) -> Result<Vec<u8>, prometheus::Error> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, prometheus::Error> {
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
         Ok(buf)
-    }
-}
-
-/// The methods we label by name; anything else is `other`.
-pub fn method_label(method: &actix_web::http::Method) -> &'static str {
-    use actix_web::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
     }
 }
 

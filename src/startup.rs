@@ -6,39 +6,20 @@
 //! accepted, in-flight requests get `shutdown_grace_secs` to finish, and it
 //! returns `Ok`.
 
-use crate::auth::forward::{ForwardAuth, ForwardSettings};
+use crate::auth::Authenticator;
+use crate::auth::forward::ForwardAuth;
 use crate::auth::jwt::{JwtSettings, JwtVerifier};
-use crate::auth::{ApiClient, Authenticator};
-use crate::config::{Settings, StoreBackend};
-use crate::metrics::{Metrics, method_label};
-use crate::routes::{self, ADMIN_ROUTES, API_ROUTES, cors};
-use crate::store::{MemoryStore, RedisStore, Store};
-use crate::tickets::TicketService;
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, Service, ServiceResponse};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use crate::config::Settings;
+use crate::core::TicketCore;
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+use crate::routes::{self, ADMIN_ROUTES, API_ROUTES, middleware};
+use crate::store::Store;
+use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
-use tracing::Instrument;
-
-/// Shared between the signal handler and `/readyz`.
-#[derive(Debug, Default)]
-pub struct Lifecycle {
-    draining: AtomicBool,
-}
-
-impl Lifecycle {
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-
-    fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-}
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct Application {
     addr: SocketAddr,
@@ -73,112 +54,84 @@ fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
 }
 
 async fn authenticator(
-    clients: Vec<ApiClient>,
-    jwt: Option<JwtSettings>,
-    forward: Option<ForwardSettings>,
+    settings: &mut Settings,
+    metrics: Arc<Metrics>,
 ) -> Result<Authenticator, StartupError> {
-    let mut auth = Authenticator::new(clients);
-    if let Some(jwt) = jwt {
-        let verifier = JwtVerifier::new(jwt).map_err(StartupError::Auth)?;
-        match verifier.refresh().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(keys = n, "JWKS loaded"),
-            // Keep starting: JWT callers get 503 auth_unavailable until the
-            // identity provider answers.
-            Err(e) => tracing::warn!(error = %e, "JWKS not loaded at start; will retry"),
-        }
-        verifier.spawn_refresh();
-        auth = auth.with_jwt(verifier);
+    let clients = std::mem::take(&mut settings.clients);
+    let mut auth = Authenticator::new(clients, metrics);
+    if let Some(jwt) = settings.jwt.take() {
+        let scope = jwt.audiences.clone();
+        let verifier = jwt_verifier(jwt).await?;
+        auth = auth.with_jwt(verifier, scope);
     }
-    if let Some(forward) = forward {
-        auth = auth.with_forward(ForwardAuth::new(forward).map_err(StartupError::Auth)?);
+    if let Some(forward) = settings.forward.take() {
+        let scope = forward.audiences.clone();
+        let forward = ForwardAuth::new(forward).map_err(StartupError::Auth)?;
+        auth = auth.with_forward(forward, scope);
     }
     Ok(auth)
 }
 
+async fn jwt_verifier(settings: JwtSettings) -> Result<Arc<JwtVerifier>, StartupError> {
+    let verifier = JwtVerifier::new(settings).map_err(StartupError::Auth)?;
+    match verifier.refresh().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(keys = n, "JWKS loaded"),
+        // Keep starting: JWT callers get 503 auth_unavailable until the
+        // identity provider answers.
+        Err(e) => tracing::warn!(error = %e, "JWKS not loaded at start; will retry"),
+    }
+    verifier.spawn_refresh();
+    Ok(verifier)
+}
+
 impl Application {
     pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
-        warn_about(&settings);
+        for warning in settings.warnings() {
+            tracing::warn!("{warning}");
+        }
         crate::tls::ensure_crypto_provider();
-        // One TicketService per HTTP worker. With Redis each gets its own
-        // connection, made on first use from that worker's thread, so the
-        // connection's driver runs beside the requests instead of handing
-        // every command to another thread and back.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let stores = match &settings.store.backend {
-            StoreBackend::Memory { max_entries } => {
-                let shared = Arc::new(MemoryStore::new(*max_entries));
-                (0..workers)
-                    .map(|_| Store::Memory(shared.clone()))
-                    .collect::<Vec<_>>()
-            }
-            StoreBackend::Redis(r) => {
-                let mut per_worker = r.clone();
-                per_worker.max_in_flight = r.max_in_flight.div_ceil(workers).max(1);
-                (0..workers)
-                    .map(|_| RedisStore::new(&per_worker).map(|s| Store::Redis(Box::new(s))))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(StartupError::Store)?
-            }
-        };
+        let stores =
+            Store::per_worker(&settings.store.backend, workers).map_err(StartupError::Store)?;
         tracing::info!(
             store = stores[0].backend(),
             workers,
             "ticket store configured"
         );
         let metrics = Arc::new(Metrics::new(&settings.tickets.audiences)?);
-        let clients = std::mem::take(&mut settings.clients);
-        let auth = authenticator(clients, settings.jwt.take(), settings.forward.take()).await?;
-        let auth = web::Data::new(auth.with_metrics(metrics.clone()));
+        let auth = web::Data::new(authenticator(&mut settings, metrics.clone()).await?);
         let grace = settings.shutdown_grace;
         let shutdown_delay = settings.shutdown_delay;
         let (listener, addr) = bind(settings.listen)?;
         let (admin_listener, admin_addr) = bind(settings.admin_listen)?;
-        let services: Vec<web::Data<TicketService>> = stores
+        let policy = Arc::new(settings.tickets);
+        let key_prefix: Arc<str> = settings.store.key_prefix.into();
+        let cores: Vec<web::Data<TicketCore>> = stores
             .into_iter()
             .map(|store| {
-                web::Data::new(TicketService::new(
-                    settings.tickets.clone(),
+                web::Data::new(TicketCore::new(
+                    policy.clone(),
                     store,
-                    settings.store.key_prefix.clone(),
+                    key_prefix.clone(),
                     metrics.clone(),
                 ))
             })
             .collect();
-        let next_worker = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let next_worker = Arc::new(AtomicUsize::new(0));
         let lifecycle = web::Data::new(Lifecycle::default());
         let metrics = web::Data::from(metrics);
 
         let (api_metrics, api_lifecycle) = (metrics.clone(), lifecycle.clone());
         let server = HttpServer::new(move || {
-            let m = api_metrics.clone();
-            let i = next_worker.fetch_add(1, Ordering::Relaxed) % services.len();
-            let tickets = services[i].clone();
-            let svc = tickets.clone();
+            let core = cores[next_worker.fetch_add(1, Ordering::Relaxed) % cores.len()].clone();
+            let (m, c) = (api_metrics.clone(), core.clone());
             App::new()
-                .app_data(tickets.clone())
+                .app_data(core)
                 .app_data(auth.clone())
                 .app_data(api_lifecycle.clone())
-                .wrap_fn(move |req, srv| {
-                    let svc = svc.clone();
-                    let origin = req.headers().get(header::ORIGIN).cloned();
-                    let fut = srv.call(req);
-                    async move {
-                        let mut res = fut.await?;
-                        if res.request().match_pattern().as_deref() == Some(cors::CORS_ROUTE) {
-                            cors::decorate(&svc, origin.as_ref(), res.headers_mut());
-                        }
-                        Ok(res)
-                    }
-                })
-                .wrap_fn(move |req, srv| {
-                    let m = m.clone();
-                    let id = request_id(req.headers().get(X_REQUEST_ID));
-                    let span = tracing::info_span!("request", request_id = %id);
-                    let started = Instant::now();
-                    let fut = srv.call(req).instrument(span.clone());
-                    async move { observe(&m, fut.await?, started, &id).instrument(span).await }
-                })
+                .wrap_fn(move |req, srv| middleware::cors(&c, req, srv))
+                .wrap_fn(move |req, srv| middleware::observe(&m, req, srv))
                 .configure(|cfg| routes::configure(API_ROUTES, cfg))
                 .default_service(web::to(routes::not_found))
         })
@@ -192,15 +145,7 @@ impl Application {
         let admin = HttpServer::new(move || {
             App::new()
                 .app_data(metrics.clone())
-                .wrap_fn(|req, srv| {
-                    let id = request_id(req.headers().get(X_REQUEST_ID));
-                    let fut = srv.call(req);
-                    async move {
-                        let mut res = fut.await?;
-                        set_request_id(&mut res, &id);
-                        Ok(res)
-                    }
-                })
+                .wrap_fn(middleware::request_id_only)
                 .configure(|cfg| routes::configure(ADMIN_ROUTES, cfg))
                 .default_service(web::to(routes::not_found))
         })
@@ -284,107 +229,4 @@ async fn shutdown_signal() -> std::io::Result<Signal> {
         _ = term.recv() => Signal::Term,
         _ = int.recv() => Signal::Int,
     })
-}
-
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The caller's `X-Request-Id` when it is a sane token (and not something
-/// that looks like a ticket or a key, which must never reach a log), else a
-/// fresh random one.
-fn request_id(given: Option<&HeaderValue>) -> String {
-    let usable = |s: &str| {
-        (1..=128).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-            && !["wst_", "wsk_"]
-                .iter()
-                .any(|p| s.get(..4).is_some_and(|h| h.eq_ignore_ascii_case(p)))
-    };
-    match given.and_then(|v| v.to_str().ok()) {
-        Some(s) if usable(s) => s.to_owned(),
-        _ => {
-            use rand::RngCore;
-            let mut bytes = [0u8; 16];
-            rand::rng().fill_bytes(&mut bytes);
-            hex::encode(bytes)
-        }
-    }
-}
-
-/// One log line and one observation per request: method, route pattern,
-/// status, latency, request id. Never the path, the query string or a header.
-async fn observe<B: MessageBody>(
-    metrics: &Metrics,
-    mut res: ServiceResponse<B>,
-    started: Instant,
-    id: &str,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let took = started.elapsed();
-    let req = res.request();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = method_label(req.method());
-    let status = res.status().as_u16();
-    metrics.http_request(&route, method, status, took);
-    tracing::info!(
-        target: "wsticket::access",
-        method,
-        route = %route,
-        status,
-        latency_ms = took.as_secs_f64() * 1000.0,
-        "request"
-    );
-    set_request_id(&mut res, id);
-    Ok(res)
-}
-
-fn set_request_id<B>(res: &mut ServiceResponse<B>, id: &str) {
-    if let Ok(v) = HeaderValue::from_str(id) {
-        res.headers_mut().insert(X_REQUEST_ID, v);
-    }
-}
-
-fn warn_about(settings: &Settings) {
-    if settings.dev_mode {
-        tracing::warn!(
-            "DEV MODE: in-memory store, a throw-away ticket secret and PUBLIC demo API keys. \
-             NOT FOR PRODUCTION: anyone who read the README can mint and redeem tickets."
-        );
-    } else if settings.tickets.secrets_generated {
-        tracing::warn!(
-            "no tickets.secrets configured: generated one for this process; \
-             tickets will not survive a restart (make one with `wsticket keygen`)"
-        );
-    }
-    if settings.clients.is_empty() && settings.jwt.is_none() && settings.forward.is_none() {
-        tracing::warn!(
-            "no [[clients]] and no frontend auth configured: nobody can mint or redeem tickets"
-        );
-    }
-    if settings.tickets.allowed_origins.is_empty() && !settings.tickets.allow_originless {
-        tracing::warn!("tickets.allowed_origins is empty: every mint will be refused");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_taken_only_when_safe() {
-        let v = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(request_id(Some(&v("abc-123_x.y:z"))), "abc-123_x.y:z");
-        for bad in [
-            "",
-            "has space",
-            "wst_k1_AAAA",
-            "WSK_abc",
-            &"a".repeat(129),
-            "a/b",
-        ] {
-            let id = request_id(Some(&v(bad)));
-            assert_ne!(id, bad);
-            assert_eq!(id.len(), 32);
-        }
-        assert_ne!(request_id(None), request_id(None));
-    }
 }

@@ -2,7 +2,7 @@
 
 /// What went wrong, without the URL: reqwest's messages print it, and a
 /// forward-auth or JWKS URL may carry credentials.
-pub fn describe(e: &reqwest::Error) -> &'static str {
+pub(super) fn describe(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -17,7 +17,7 @@ pub fn describe(e: &reqwest::Error) -> &'static str {
 }
 
 /// Read at most `cap` bytes of a response body.
-pub async fn read_capped(mut res: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+pub(super) async fn read_capped(mut res: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = res.chunk().await.map_err(|e| describe(&e).to_owned())? {
         if body.len() + chunk.len() > cap {

@@ -11,31 +11,31 @@
 //! identity provider.
 
 use super::http::{describe, read_capped};
-use crate::domain::{Audience, UserId};
-use crate::error::ApiError;
+use super::{AuthError, Identity};
+use crate::domain::{AudienceScope, UserId};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// The default least time between two JWKS fetches triggered by unknown kids.
-pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// While no key set could be loaded at all, retry this often at most.
 const MIN_RETRY_UNLOADED: Duration = Duration::from_secs(5);
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
+pub(crate) enum Family {
     Hmac,
     Rsa,
     Ec,
     Ed,
 }
 
-pub fn family(alg: Algorithm) -> Family {
+pub(crate) fn family(alg: Algorithm) -> Family {
     use Algorithm::*;
     match alg {
         HS256 | HS384 | HS512 => Family::Hmac,
@@ -46,7 +46,7 @@ pub fn family(alg: Algorithm) -> Family {
 }
 
 /// `"RS256"` → `Algorithm::RS256`; `none` and unknown names are errors.
-pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+pub(crate) fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     if name.eq_ignore_ascii_case("none") {
         return Err("\"none\" is never accepted".into());
     }
@@ -55,7 +55,7 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
 }
 
 #[derive(Clone)]
-pub struct VerifyingKey {
+pub(crate) struct VerifyingKey {
     kid: Option<String>,
     family: Family,
     key: DecodingKey,
@@ -69,7 +69,7 @@ impl fmt::Debug for VerifyingKey {
 
 impl VerifyingKey {
     /// An HMAC secret (at least 32 bytes).
-    pub fn hmac(secret: &[u8]) -> Result<Self, String> {
+    pub(crate) fn hmac(secret: &[u8]) -> Result<Self, String> {
         if secret.len() < 32 {
             return Err("an HMAC secret must be at least 32 bytes".into());
         }
@@ -81,7 +81,7 @@ impl VerifyingKey {
     }
 
     /// A PEM public key of the family the algorithms name.
-    pub fn pem(pem: &[u8], family: Family) -> Result<Self, String> {
+    pub(crate) fn pem(pem: &[u8], family: Family) -> Result<Self, String> {
         let key = match family {
             Family::Rsa => DecodingKey::from_rsa_pem(pem),
             Family::Ec => DecodingKey::from_ec_pem(pem),
@@ -120,7 +120,7 @@ impl VerifyingKey {
 
 /// Parse a JWKS document; keys that are not usable signature keys are
 /// skipped rather than failing the whole set.
-pub fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, String> {
+pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, String> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("JWKS is not JSON: {e}"))?;
     let keys = doc
         .get("keys")
@@ -133,36 +133,27 @@ pub fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, String> {
         .collect())
 }
 
-pub struct JwtSettings {
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub algorithms: Vec<Algorithm>,
-    pub keys: KeySource,
-    pub user_claim: String,
-    pub copy_claims: Vec<String>,
-    pub leeway_secs: u64,
-    pub refresh_every: Duration,
+#[derive(Debug)]
+pub(crate) struct JwtSettings {
+    pub(crate) issuer: Option<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) keys: KeySource,
+    pub(crate) user_claim: String,
+    pub(crate) copy_claims: Vec<String>,
+    pub(crate) leeway_secs: u64,
+    pub(crate) refresh_every: Duration,
     /// Least time between two fetches for unknown kids.
-    pub min_refetch: Duration,
-    /// Ticket audiences frontends may mint for; `None`: all.
-    pub audiences: Option<std::sync::Arc<HashSet<Audience>>>,
-}
-
-impl fmt::Debug for JwtSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtSettings")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("algorithms", &self.algorithms)
-            .field("keys", &self.keys)
-            .finish_non_exhaustive()
-    }
+    pub(crate) min_refetch: Duration,
+    /// Ticket audiences frontends may mint for.
+    pub(crate) audiences: AudienceScope,
 }
 
 #[derive(Debug)]
-pub enum KeySource {
+pub(crate) enum KeySource {
     Static(Vec<VerifyingKey>),
-    JwksUrl(String),
+    /// May carry credentials, like every URL of the configuration.
+    JwksUrl(SecretString),
 }
 
 #[derive(Default)]
@@ -172,48 +163,33 @@ struct KeySet {
     last_fetch: Option<Instant>,
 }
 
-/// A verified frontend user.
-pub struct JwtUser {
-    pub user: UserId,
-    pub claims: Map<String, Value>,
-}
-
-pub struct JwtVerifier {
+pub(crate) struct JwtVerifier {
     settings: JwtSettings,
     keys: RwLock<KeySet>,
-    jwks_url: Option<String>,
+    jwks_url: Option<SecretString>,
     http: reqwest::Client,
     fetch_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
-pub enum JwtError {
+enum JwtError {
     /// The token is not acceptable (401).
     Invalid(&'static str),
     /// The identity provider's keys could not be had (503).
     Unavailable,
 }
 
-impl From<JwtError> for ApiError {
+impl From<JwtError> for AuthError {
     fn from(e: JwtError) -> Self {
         match e {
-            JwtError::Invalid(_) => ApiError::Unauthenticated,
-            JwtError::Unavailable => ApiError::AuthUnavailable,
-        }
-    }
-}
-
-impl JwtError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            JwtError::Invalid(r) => r,
-            JwtError::Unavailable => "jwks_unavailable",
+            JwtError::Invalid(reason) => AuthError::Unauthenticated(reason),
+            JwtError::Unavailable => AuthError::Unavailable("jwks_unavailable"),
         }
     }
 }
 
 impl JwtVerifier {
-    pub fn new(settings: JwtSettings) -> Result<Arc<Self>, String> {
+    pub(crate) fn new(settings: JwtSettings) -> Result<Arc<Self>, String> {
         crate::tls::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -240,12 +216,8 @@ impl JwtVerifier {
         }))
     }
 
-    pub fn audiences(&self) -> Option<std::sync::Arc<HashSet<Audience>>> {
-        self.settings.audiences.clone()
-    }
-
     /// Fetch the JWKS now (at start, and from the refresh task).
-    pub async fn refresh(&self) -> Result<usize, String> {
+    pub(crate) async fn refresh(&self) -> Result<usize, String> {
         let Some(url) = &self.jwks_url else {
             return Ok(0);
         };
@@ -253,11 +225,11 @@ impl JwtVerifier {
         self.fetch_locked(url).await
     }
 
-    async fn fetch_locked(&self, url: &str) -> Result<usize, String> {
+    async fn fetch_locked(&self, url: &SecretString) -> Result<usize, String> {
         self.write_keys().last_fetch = Some(Instant::now());
         let res = self
             .http
-            .get(url)
+            .get(url.expose_secret())
             .send()
             .await
             .map_err(|e| format!("JWKS fetch failed: {}", describe(&e)))?;
@@ -350,7 +322,24 @@ impl JwtVerifier {
             .ok_or(JwtError::Invalid("jwt_unknown_kid"))
     }
 
-    pub async fn verify(&self, token: &str) -> Result<JwtUser, JwtError> {
+    /// Verify a bearer JWT; a refusal is logged with its bounded reason.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        self.check(token).await.map_err(|e| {
+            let e = AuthError::from(e);
+            match e {
+                AuthError::Unauthenticated(reason) => tracing::info!(reason, "JWT refused"),
+                AuthError::Unavailable(reason) => {
+                    tracing::warn!(
+                        reason,
+                        "JWT not verifiable: the identity provider's keys are unavailable"
+                    )
+                }
+            }
+            e
+        })
+    }
+
+    async fn check(&self, token: &str) -> Result<Identity, JwtError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid("jwt_malformed"))?;
         if !self.settings.algorithms.contains(&header.alg) {
@@ -406,14 +395,14 @@ impl JwtVerifier {
             .iter()
             .filter_map(|name| claims.get(name).map(|v| (name.clone(), v.clone())))
             .collect();
-        Ok(JwtUser {
+        Ok(Identity {
             user,
             claims: copied,
         })
     }
 
     /// Refresh the JWKS every `refresh_every` while the process runs.
-    pub fn spawn_refresh(self: &Arc<Self>) {
+    pub(crate) fn spawn_refresh(self: &Arc<Self>) {
         if self.jwks_url.is_none() {
             return;
         }
@@ -453,7 +442,7 @@ mod tests {
             leeway_secs: 0,
             refresh_every: Duration::from_secs(300),
             min_refetch: MIN_REFETCH_INTERVAL,
-            audiences: None,
+            audiences: AudienceScope::All,
         })
         .unwrap()
     }
@@ -475,7 +464,9 @@ mod tests {
         )
         .unwrap();
         match v.verify(&forged).await {
-            Err(JwtError::Invalid(reason)) => assert_eq!(reason, "jwt_algorithm_key_mismatch"),
+            Err(AuthError::Unauthenticated(reason)) => {
+                assert_eq!(reason, "jwt_algorithm_key_mismatch")
+            }
             other => panic!("forged token accepted or wrong error: {:?}", other.err()),
         }
     }

@@ -1,28 +1,29 @@
-//! Who is calling. A handler names the caller it accepts in its signature
-//! (`Caller` is an actix extractor), and the extractor turns the
-//! `Authorization` header into a verified identity or a 401.
+//! Who is calling. A caller is a configured API client (trusted backends,
+//! WebSocket servers) or a frontend user proven by a JWT or by the app's own
+//! session (forward auth). The core asks a caller what it may do and does not
+//! care how it proved who it is.
 //!
-//! A caller is a configured API client (trusted backends, WebSocket servers)
-//! or a frontend user proven by a JWT or by the app's own session (forward
-//! auth). Handlers ask the caller what it may do and do not care how it
-//! proved who it is.
+//! Which check a credential gets (docs/contract.md, "Callers"):
 //!
-//! Which check a credential gets (SPEC): a bearer with the `wsk_` prefix is
-//! an API key; one that parses as a JWT goes to `[auth.jwt]`; anything else,
-//! or a request with only cookies, goes to `[auth.forward]` when configured.
+//! * `Authorization: Bearer wsk_…` is an API key;
+//! * a `Bearer` credential shaped like a JWT goes to `[auth.jwt]` when it is
+//!   configured;
+//! * any other `Authorization` value (e.g. `Token <key>` of Django REST
+//!   framework, or a Bearer that is not a JWT), or cookies alone, go to
+//!   `[auth.forward]` when it is configured;
+//! * anything else is refused. A credential that starts with `wsk_` under
+//!   another scheme is refused too: an API key is never forwarded anywhere.
+//!
+//! Nothing here knows HTTP frameworks: `routes::extract` copies what is
+//! needed out of a request into [`Credentials`].
 
-pub mod forward;
+pub(crate) mod forward;
 mod http;
-pub mod jwt;
+pub(crate) mod jwt;
 
-use crate::domain::{Audience, UserId};
-use crate::error::ApiError;
+use crate::domain::{Audience, AudienceScope, UserId};
 use crate::metrics::Metrics;
-use actix_web::dev::Payload;
-use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
 use forward::ForwardAuth;
-use futures_util::future::LocalBoxFuture;
 use jwt::JwtVerifier;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -31,17 +32,17 @@ use std::fmt;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-pub const API_KEY_PREFIX: &str = "wsk_";
+pub(crate) const API_KEY_PREFIX: &str = "wsk_";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
+pub(crate) enum Permission {
     Issue,
     Redeem,
     Revoke,
 }
 
 impl Permission {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         match s {
             "issue" => Ok(Permission::Issue),
             "redeem" => Ok(Permission::Redeem),
@@ -62,12 +63,11 @@ impl Permission {
 }
 
 /// A `[[clients]]` entry: a trusted backend or a WebSocket server.
-pub struct ApiClient {
-    pub name: String,
+pub(crate) struct ApiClient {
+    pub(crate) name: String,
     key_sha256: [u8; 32],
     can: HashSet<Permission>,
-    /// `None`: every configured audience.
-    audiences: Option<HashSet<Audience>>,
+    audiences: AudienceScope,
 }
 
 impl fmt::Debug for ApiClient {
@@ -81,11 +81,11 @@ impl fmt::Debug for ApiClient {
 }
 
 impl ApiClient {
-    pub fn new(
+    pub(crate) fn new(
         name: String,
         key_sha256_hex: &str,
         can: HashSet<Permission>,
-        audiences: Option<HashSet<Audience>>,
+        audiences: AudienceScope,
     ) -> Result<Self, String> {
         let valid_hex = key_sha256_hex.len() == 64
             && key_sha256_hex
@@ -103,8 +103,8 @@ impl ApiClient {
         })
     }
 
-    pub fn may_use(&self, audience: &Audience) -> bool {
-        self.audiences.as_ref().is_none_or(|a| a.contains(audience))
+    pub(crate) fn can(&self, permission: Permission) -> bool {
+        self.can.contains(&permission)
     }
 }
 
@@ -113,57 +113,65 @@ pub fn key_sha256_hex(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// What a frontend credential proved: who the user is, and the claims taken
+/// from the credential (`copy_claims`, `claims_pointer`).
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) user: UserId,
+    pub(crate) claims: Map<String, Value>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrontendKind {
+pub(crate) enum FrontendKind {
     Jwt,
     Forward,
 }
 
 /// A browser's signed-in user, proven by a frontend credential.
 #[derive(Debug, Clone)]
-pub struct Frontend {
-    pub user: UserId,
-    /// Claims taken from the credential (`copy_claims`, `claims_pointer`).
-    pub claims: Map<String, Value>,
-    pub kind: FrontendKind,
-    audiences: Option<Arc<HashSet<Audience>>>,
+pub(crate) struct FrontendUser {
+    pub(crate) identity: Identity,
+    kind: FrontendKind,
+    audiences: AudienceScope,
 }
 
 /// A verified caller.
 #[derive(Debug, Clone)]
-pub enum Caller {
+pub(crate) enum Caller {
     Client(Arc<ApiClient>),
-    Frontend(Frontend),
+    Frontend(FrontendUser),
 }
 
+/// A caller tried something its permissions do not cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this caller lacks the {:?} permission", .0.as_str())]
+pub(crate) struct NotPermitted(Permission);
+
 impl Caller {
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+    pub(crate) fn require(&self, permission: Permission) -> Result<(), NotPermitted> {
         let allowed = match self {
-            Caller::Client(c) => c.can.contains(&permission),
+            Caller::Client(c) => c.can(permission),
             // A signed-in user may mint tickets for themselves, nothing else.
             Caller::Frontend(_) => permission == Permission::Issue,
         };
         if allowed {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "this caller lacks the {:?} permission",
-                permission.as_str()
-            )))
+            Err(NotPermitted(permission))
         }
     }
 
     /// May this caller mint or redeem tickets for `audience`?
-    pub fn may_use(&self, audience: &Audience) -> bool {
+    pub(crate) fn may_use(&self, audience: &Audience) -> bool {
         match self {
-            Caller::Client(c) => c.may_use(audience),
-            Caller::Frontend(f) => f.audiences.as_ref().is_none_or(|a| a.contains(audience)),
+            Caller::Client(c) => c.audiences.allows(audience),
+            Caller::Frontend(f) => f.audiences.allows(audience),
         }
     }
 
     /// For logs: which configured client or which frontend method, never a
     /// credential.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Caller::Client(c) => &c.name,
             Caller::Frontend(f) => match f.kind {
@@ -174,23 +182,72 @@ impl Caller {
     }
 }
 
-/// Verifies credentials against the configuration.
-#[derive(Default)]
-pub struct Authenticator {
-    clients: Vec<Arc<ApiClient>>,
-    jwt: Option<Arc<JwtVerifier>>,
-    forward: Option<Arc<ForwardAuth>>,
-    metrics: Option<Arc<Metrics>>,
+/// Why authentication failed. The reason is a bounded label for metrics and
+/// logs, never the credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AuthError {
+    /// No usable credential (401).
+    #[error("unauthenticated ({0})")]
+    Unauthenticated(&'static str),
+    /// The identity provider or the forward-auth endpoint could not be
+    /// asked or gave no usable answer (503).
+    #[error("authentication unavailable ({0})")]
+    Unavailable(&'static str),
 }
 
-impl fmt::Debug for Authenticator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticator")
-            .field("clients", &self.clients.len())
-            .field("jwt", &self.jwt.is_some())
-            .field("forward", &self.forward.is_some())
-            .finish()
+impl AuthError {
+    fn reason(self) -> &'static str {
+        match self {
+            AuthError::Unauthenticated(r) | AuthError::Unavailable(r) => r,
+        }
     }
+}
+
+/// What a request presents, copied out of it by the HTTP layer.
+#[derive(Debug, Default)]
+pub(crate) struct Credentials {
+    /// The whole `Authorization` value, when it is visible ASCII.
+    pub(crate) authorization: Option<String>,
+    pub(crate) has_cookie: bool,
+    /// The headers `[auth.forward]` forwards (see
+    /// [`Authenticator::forward_headers`]), as presented.
+    pub(crate) forwarded: Vec<(String, Vec<u8>)>,
+}
+
+/// What the `Authorization` value is, by the rules of the module doc.
+#[derive(Debug, PartialEq, Eq)]
+enum Presented<'a> {
+    ApiKey(&'a str),
+    Jwt(&'a str),
+    /// Anything else, for forward auth to judge.
+    Other,
+    /// An API key under another scheme than Bearer: refused, not forwarded.
+    MisplacedKey,
+    None,
+}
+
+fn presented(authorization: Option<&str>) -> Presented<'_> {
+    let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Presented::None;
+    };
+    let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+    let credential = credential.trim();
+    let bearer = scheme.eq_ignore_ascii_case("bearer");
+    if bearer && credential.is_empty() {
+        return Presented::None;
+    }
+    if bearer && credential.starts_with(API_KEY_PREFIX) {
+        return Presented::ApiKey(credential);
+    }
+    if value.contains(API_KEY_PREFIX) {
+        // An API key in any other form (no scheme, another scheme): never
+        // passed on to forward auth.
+        return Presented::MisplacedKey;
+    }
+    if bearer && looks_like_jwt(credential) {
+        return Presented::Jwt(credential);
+    }
+    Presented::Other
 }
 
 /// Three dot-separated base64url segments, the first two non-empty.
@@ -205,48 +262,63 @@ fn looks_like_jwt(s: &str) -> bool {
         })
 }
 
+/// Verifies credentials against the configuration.
+pub(crate) struct Authenticator {
+    clients: Vec<Arc<ApiClient>>,
+    jwt: Option<(Arc<JwtVerifier>, AudienceScope)>,
+    forward: Option<(ForwardAuth, AudienceScope)>,
+    metrics: Arc<Metrics>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("clients", &self.clients.len())
+            .field("jwt", &self.jwt.is_some())
+            .field("forward", &self.forward.is_some())
+            .finish()
+    }
+}
+
 impl Authenticator {
-    pub fn new(clients: Vec<ApiClient>) -> Self {
+    pub(crate) fn new(clients: Vec<ApiClient>, metrics: Arc<Metrics>) -> Self {
         Authenticator {
             clients: clients.into_iter().map(Arc::new).collect(),
             jwt: None,
             forward: None,
-            metrics: None,
+            metrics,
         }
     }
 
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    pub(crate) fn with_jwt(mut self, jwt: Arc<JwtVerifier>, audiences: AudienceScope) -> Self {
+        self.jwt = Some((jwt, audiences));
         self
     }
 
-    /// Count a refusal by a bounded reason, and pass the error on.
-    fn refused(&self, reason: &'static str, error: ApiError) -> ApiError {
-        if let Some(m) = &self.metrics {
-            m.auth_failure(reason);
-        }
-        tracing::debug!(reason, code = error.code(), "authentication failed");
+    pub(crate) fn with_forward(mut self, forward: ForwardAuth, audiences: AudienceScope) -> Self {
+        self.forward = Some((forward, audiences));
+        self
+    }
+
+    /// The lower-case names of the headers forward auth passes on (none
+    /// without `[auth.forward]`).
+    pub(crate) fn forward_headers(&self) -> &[String] {
+        self.forward
+            .as_ref()
+            .map_or(&[], |(f, _)| f.forward_headers())
+    }
+
+    /// Count a refusal by its bounded reason, and pass it on.
+    fn refused(&self, error: AuthError) -> AuthError {
+        self.metrics.auth_failure(error.reason());
+        tracing::debug!(reason = error.reason(), "authentication failed");
         error
-    }
-
-    pub fn with_jwt(mut self, jwt: Arc<JwtVerifier>) -> Self {
-        self.jwt = Some(jwt);
-        self
-    }
-
-    pub fn with_forward(mut self, forward: ForwardAuth) -> Self {
-        self.forward = Some(Arc::new(forward));
-        self
-    }
-
-    pub fn has_frontend_auth(&self) -> bool {
-        self.jwt.is_some() || self.forward.is_some()
     }
 
     /// The SHA-256 of the presented key is compared, in constant time, with
     /// every configured client's; the loop does not stop at a match, so the
     /// time taken does not tell which entry (or whether any) matched.
-    fn api_client(&self, key: &str) -> Option<Arc<ApiClient>> {
+    fn api_client(&self, key: &str) -> Result<Caller, AuthError> {
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let mut found = None;
         for client in &self.clients {
@@ -255,137 +327,68 @@ impl Authenticator {
             }
         }
         found
-    }
-
-    /// The API-key path alone (synchronous; used by `authenticate`).
-    pub fn authenticate_key(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
-        let Some(credential) = bearer(req) else {
-            return Err(self.refused("missing_credential", ApiError::Unauthenticated));
-        };
-        if !credential.starts_with(API_KEY_PREFIX) {
-            return Err(self.refused("not_an_api_key", ApiError::Unauthenticated));
-        }
-        self.api_client(credential)
             .map(Caller::Client)
-            .ok_or_else(|| self.refused("unknown_api_key", ApiError::Unauthenticated))
+            .ok_or_else(|| self.refused(AuthError::Unauthenticated("unknown_api_key")))
     }
 
-    /// Route the credential to the check it belongs to. Everything the
-    /// future needs is copied out of the request first.
-    pub fn authenticate(
-        self: Arc<Self>,
-        req: &HttpRequest,
-    ) -> LocalBoxFuture<'static, Result<Caller, ApiError>> {
-        let credential = bearer(req).map(str::to_owned);
-        let has_cookie = req.headers().contains_key(header::COOKIE);
-        let forwarded = self.forward.as_ref().map(|f| f.pick_headers(req.headers()));
-        Box::pin(async move {
-            match credential.as_deref() {
-                Some(c) if c.starts_with(API_KEY_PREFIX) => self
-                    .api_client(c)
-                    .map(Caller::Client)
-                    .ok_or_else(|| self.refused("unknown_api_key", ApiError::Unauthenticated)),
-                Some(c) if looks_like_jwt(c) && self.jwt.is_some() => self.verify_jwt(c).await,
-                _ if self.forward.is_some() && (credential.is_some() || has_cookie) => {
-                    self.verify_forward(forwarded.unwrap_or_default()).await
+    /// An API key and nothing else (the redeem route: WebSocket servers never
+    /// reach the frontend paths, so their key is never forwarded anywhere).
+    pub(crate) fn authenticate_key(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Caller, AuthError> {
+        match presented(authorization) {
+            Presented::ApiKey(key) => self.api_client(key),
+            Presented::None => Err(self.refused(AuthError::Unauthenticated("missing_credential"))),
+            _ => Err(self.refused(AuthError::Unauthenticated("not_an_api_key"))),
+        }
+    }
+
+    /// Any caller: route the credential to the check it belongs to.
+    pub(crate) async fn authenticate(&self, creds: Credentials) -> Result<Caller, AuthError> {
+        let presented = presented(creds.authorization.as_deref());
+        match presented {
+            Presented::ApiKey(key) => return self.api_client(key),
+            Presented::MisplacedKey => {
+                return Err(self.refused(AuthError::Unauthenticated("misplaced_api_key")));
+            }
+            Presented::Jwt(token) => {
+                if let Some((jwt, scope)) = &self.jwt {
+                    let verified = jwt.verify(token).await;
+                    return self.frontend(FrontendKind::Jwt, scope, verified);
                 }
-                None => Err(self.refused("missing_credential", ApiError::Unauthenticated)),
-                Some(_) => Err(self.refused("unrecognised_credential", ApiError::Unauthenticated)),
             }
-        })
-    }
-
-    async fn verify_jwt(&self, token: &str) -> Result<Caller, ApiError> {
-        let Some(jwt) = &self.jwt else {
-            return Err(ApiError::Unauthenticated);
-        };
-        match jwt.verify(token).await {
-            Ok(u) => Ok(Caller::Frontend(Frontend {
-                user: u.user,
-                claims: u.claims,
-                kind: FrontendKind::Jwt,
-                audiences: jwt.audiences(),
-            })),
-            Err(e) => {
-                tracing::info!(reason = e.reason(), "JWT refused");
-                let reason = e.reason();
-                Err(self.refused(reason, e.into()))
+            Presented::None if !creds.has_cookie => {
+                return Err(self.refused(AuthError::Unauthenticated("missing_credential")));
             }
+            Presented::None | Presented::Other => {}
         }
-    }
-
-    async fn verify_forward(&self, forwarded: Vec<(String, Vec<u8>)>) -> Result<Caller, ApiError> {
-        let Some(fwd) = &self.forward else {
-            return Err(ApiError::Unauthenticated);
+        let Some((fwd, scope)) = &self.forward else {
+            let reason = if presented == Presented::None {
+                "missing_credential"
+            } else {
+                "unrecognised_credential"
+            };
+            return Err(self.refused(AuthError::Unauthenticated(reason)));
         };
-        match fwd.check(forwarded).await {
-            Ok(u) => Ok(Caller::Frontend(Frontend {
-                user: u.user,
-                claims: u.claims,
-                kind: FrontendKind::Forward,
-                audiences: fwd.audiences(),
+        let verified = fwd.check(creds.forwarded).await;
+        self.frontend(FrontendKind::Forward, scope, verified)
+    }
+
+    /// The one path from a frontend method's verdict to a caller.
+    fn frontend(
+        &self,
+        kind: FrontendKind,
+        scope: &AudienceScope,
+        verified: Result<Identity, AuthError>,
+    ) -> Result<Caller, AuthError> {
+        match verified {
+            Ok(identity) => Ok(Caller::Frontend(FrontendUser {
+                identity,
+                kind,
+                audiences: scope.clone(),
             })),
-            Err(e) => {
-                let reason = match &e {
-                    forward::ForwardError::Denied => {
-                        tracing::info!("forward auth refused the caller");
-                        "forward_denied"
-                    }
-                    forward::ForwardError::Unavailable(why) => {
-                        tracing::warn!(why = %why, "forward auth unavailable");
-                        "forward_unavailable"
-                    }
-                };
-                Err(self.refused(reason, e.into()))
-            }
-        }
-    }
-}
-
-/// The credential of `Authorization: Bearer <credential>` (scheme name
-/// case-insensitive, as RFC 9110 says).
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credential) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let credential = credential.trim();
-    (!credential.is_empty()).then_some(credential)
-}
-
-/// A caller that proved itself with an API key and nothing else: the redeem
-/// route's extractor. WebSocket servers never reach the JWT or forward-auth
-/// paths (so their key is never forwarded anywhere).
-#[derive(Debug, Clone)]
-pub struct KeyCaller(pub Caller);
-
-impl FromRequest for KeyCaller {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(match req.app_data::<web::Data<Authenticator>>() {
-            Some(auth) => auth.authenticate_key(req).map(KeyCaller),
-            None => {
-                tracing::error!("no Authenticator registered in the app");
-                Err(ApiError::Internal)
-            }
-        })
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        match req.app_data::<web::Data<Authenticator>>() {
-            Some(auth) => auth.clone().into_inner().authenticate(req),
-            None => {
-                tracing::error!("no Authenticator registered in the app");
-                Box::pin(async { Err(ApiError::Internal) })
-            }
+            Err(e) => Err(self.refused(e)),
         }
     }
 }
@@ -393,14 +396,13 @@ impl FromRequest for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
 
     fn client(name: &str, key: &str, can: &[Permission]) -> ApiClient {
         ApiClient::new(
             name.into(),
             &key_sha256_hex(key),
             can.iter().copied().collect(),
-            None,
+            AudienceScope::All,
         )
         .unwrap()
     }
@@ -409,31 +411,28 @@ mod tests {
     const KEY_B: &str = "wsk_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
     fn auth() -> Authenticator {
-        Authenticator::new(vec![
-            client("a", KEY_A, &[Permission::Issue]),
-            client("b", KEY_B, &[Permission::Redeem]),
-        ])
-    }
-
-    fn with_header(value: &str) -> HttpRequest {
-        TestRequest::default()
-            .insert_header((header::AUTHORIZATION, value))
-            .to_http_request()
+        Authenticator::new(
+            vec![
+                client("a", KEY_A, &[Permission::Issue]),
+                client("b", KEY_B, &[Permission::Redeem]),
+            ],
+            Arc::new(Metrics::new(&[]).unwrap()),
+        )
     }
 
     #[test]
     fn finds_the_client_by_key_and_checks_permissions() {
         let caller = auth()
-            .authenticate_key(&with_header(&format!("Bearer {KEY_B}")))
+            .authenticate_key(Some(&format!("Bearer {KEY_B}")))
             .unwrap();
         assert_eq!(caller.name(), "b");
         assert!(caller.require(Permission::Redeem).is_ok());
-        assert!(matches!(
+        assert_eq!(
             caller.require(Permission::Issue),
-            Err(ApiError::Forbidden(_))
-        ));
+            Err(NotPermitted(Permission::Issue))
+        );
         let caller = auth()
-            .authenticate_key(&with_header(&format!("bearer  {KEY_A}")))
+            .authenticate_key(Some(&format!("bearer  {KEY_A}")))
             .unwrap();
         assert_eq!(caller.name(), "a");
     }
@@ -441,10 +440,7 @@ mod tests {
     #[test]
     fn refuses_missing_unknown_and_malformed_credentials() {
         let a = auth();
-        assert!(
-            a.authenticate_key(&TestRequest::default().to_http_request())
-                .is_err()
-        );
+        assert!(a.authenticate_key(None).is_err());
         for h in [
             "Bearer wsk_cccccccccccccccccccccccccccccccccccccccccccc".to_owned(),
             format!("Basic {KEY_A}"),
@@ -454,12 +450,29 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    a.authenticate_key(&with_header(&h)),
-                    Err(ApiError::Unauthenticated)
+                    a.authenticate_key(Some(&h)),
+                    Err(AuthError::Unauthenticated(_))
                 ),
                 "{h}"
             );
         }
+    }
+
+    #[test]
+    fn credentials_are_routed_by_scheme_and_shape() {
+        assert_eq!(presented(Some("Bearer wsk_x")), Presented::ApiKey("wsk_x"));
+        assert_eq!(presented(Some("bearer  a.b.c")), Presented::Jwt("a.b.c"));
+        assert_eq!(presented(Some("Bearer good-token")), Presented::Other);
+        assert_eq!(presented(Some("Token 9944b09199c6")), Presented::Other);
+        assert_eq!(presented(Some("Basic dXNlcjpwYXNz")), Presented::Other);
+        // A JWT under another scheme is not a bearer JWT.
+        assert_eq!(presented(Some("Token a.b.c")), Presented::Other);
+        assert_eq!(presented(Some("Token wsk_x")), Presented::MisplacedKey);
+        assert_eq!(presented(Some("wsk_x")), Presented::MisplacedKey);
+        assert_eq!(presented(Some("Token  x wsk_y")), Presented::MisplacedKey);
+        assert_eq!(presented(Some("  ")), Presented::None);
+        assert_eq!(presented(Some("Bearer \t")), Presented::None);
+        assert_eq!(presented(None), Presented::None);
     }
 
     #[test]
@@ -476,8 +489,9 @@ mod tests {
     #[test]
     fn key_hash_must_be_lower_case_hex() {
         let upper = key_sha256_hex(KEY_A).to_uppercase();
-        assert!(ApiClient::new("x".into(), &upper, HashSet::new(), None).is_err());
-        assert!(ApiClient::new("x".into(), "abc", HashSet::new(), None).is_err());
+        let none = || HashSet::new();
+        assert!(ApiClient::new("x".into(), &upper, none(), AudienceScope::All).is_err());
+        assert!(ApiClient::new("x".into(), "abc", none(), AudienceScope::All).is_err());
     }
 
     #[test]

@@ -1,3 +1,6 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+
 /// Which WebSocket service may redeem a ticket: 1–64 characters of
 /// `[A-Za-z0-9._:-]`. Whether it is one of the configured audiences is the
 /// policy's business, not the parser's.
@@ -20,6 +23,24 @@ impl AsRef<str> for Audience {
     }
 }
 
+/// The audiences a caller may mint or redeem tickets for: all configured
+/// ones, or a subset (`audiences` of a client or a frontend method).
+#[derive(Debug, Clone, Default)]
+pub enum AudienceScope {
+    #[default]
+    All,
+    Only(Arc<HashSet<Audience>>),
+}
+
+impl AudienceScope {
+    pub fn allows(&self, audience: &Audience) -> bool {
+        match self {
+            AudienceScope::All => true,
+            AudienceScope::Only(set) => set.contains(audience),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +53,15 @@ mod tests {
         assert!(Audience::parse("a b").is_err());
         assert!(Audience::parse("chat/x").is_err());
         assert!(Audience::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn a_scope_allows_all_or_its_members() {
+        let chat = Audience::parse("chat").unwrap();
+        let other = Audience::parse("other").unwrap();
+        assert!(AudienceScope::All.allows(&other));
+        let only = AudienceScope::Only(Arc::new(HashSet::from([chat.clone()])));
+        assert!(only.allows(&chat));
+        assert!(!only.allows(&other));
     }
 }

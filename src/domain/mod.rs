@@ -2,11 +2,13 @@
 //! types, the core never sees an invalid origin, user id, audience or ticket.
 
 mod audience;
+mod claims;
 mod origin;
 mod ticket;
 mod user_id;
 
-pub use audience::Audience;
+pub use audience::{Audience, AudienceScope};
+pub use claims::Claims;
 pub use origin::{Origin, OriginAllowlist, OriginError};
 pub use ticket::{KeyId, TICKET_PREFIX, Ticket, TicketSyntaxError};
 pub use user_id::UserId;

@@ -1,17 +1,21 @@
-//! The route tables. Each listener's routes are listed once, here; the app is
-//! built from the table and the OpenAPI test compares the table with
-//! `openapi.yaml`, so the two cannot drift apart silently.
+//! The HTTP layer: everything that knows actix-web. The route tables are
+//! here: each listener's routes are listed once, the app is built from the
+//! table, and the OpenAPI test compares the table with `openapi.yaml`, so
+//! the two cannot drift apart silently.
 
-pub mod cors;
+mod cors;
+mod extract;
 mod health;
-mod json;
 mod metrics;
+pub(crate) mod middleware;
+pub mod problem;
 mod tickets;
 
-pub use json::MAX_BODY_BYTES;
+pub(crate) use extract::MAX_BODY_BYTES;
 
-use crate::error::ApiError;
+use actix_web::http::header::HeaderValue;
 use actix_web::{HttpResponse, Route, web};
+use problem::{ApiError, Code};
 
 pub struct RouteDef {
     pub method: &'static str,
@@ -59,11 +63,16 @@ pub const ADMIN_ROUTES: &[RouteDef] = &[RouteDef {
     route: || web::get().to(metrics::metrics),
 }];
 
-/// Register `routes`; a known path with another method answers 405 with
-/// `Allow`, any other path 404, both as problem+json.
-pub fn configure(routes: &'static [RouteDef], cfg: &mut web::ServiceConfig) {
-    let mut paths: Vec<&'static str> = routes.iter().map(|r| r.path).collect();
-    paths.dedup();
+/// Register `routes`, one resource per distinct path (wherever its rows are
+/// in the table); a known path with another method answers 405 with `Allow`,
+/// any other path 404, both as problem+json.
+pub(crate) fn configure(routes: &'static [RouteDef], cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<&'static str> = Vec::new();
+    for r in routes {
+        if !paths.contains(&r.path) {
+            paths.push(r.path);
+        }
+    }
     for path in paths {
         let here = routes.iter().filter(|r| r.path == path);
         let allow = here
@@ -77,12 +86,19 @@ pub fn configure(routes: &'static [RouteDef], cfg: &mut web::ServiceConfig) {
         }
         resource = resource.default_service(web::to(move || {
             let allow = allow.clone();
-            async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+            async move {
+                let detail = format!("this route only answers {allow}");
+                let error = ApiError::with_detail(Code::MethodNotAllowed, detail);
+                Err::<HttpResponse, _>(match HeaderValue::from_str(&allow) {
+                    Ok(v) => error.with_header(v),
+                    Err(_) => error,
+                })
+            }
         }));
         cfg.service(resource);
     }
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(Code::NotFound.into())
 }

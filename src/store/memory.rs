@@ -41,13 +41,13 @@ impl Inner {
     }
 }
 
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
     max_entries: usize,
 }
 
 impl MemoryStore {
-    pub fn new(max_entries: usize) -> Self {
+    pub(crate) fn new(max_entries: usize) -> Self {
         MemoryStore {
             inner: Mutex::new(Inner::default()),
             max_entries,

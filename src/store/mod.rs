@@ -1,20 +1,34 @@
 //! Where sealed tickets live until they are redeemed or expire.
 //!
 //! Two backends behind one trait: the in-memory store (the default, for one
-//! process) and Redis. Handlers hold a [`Store`], a closed enum, so no generic
-//! leaks into them. Both pass the same behavioural suite (`tests/api`).
+//! process) and Redis. The core holds a [`Store`], a closed enum, so no
+//! generic leaks into it. Both pass the same behavioural suite (`tests/api`).
 
 mod memory;
 mod redis;
 
-pub use memory::MemoryStore;
-pub use redis::{RedisSettings, RedisStore, RedisTopology};
+pub(crate) use memory::MemoryStore;
+pub(crate) use redis::{RedisSettings, RedisStore, RedisTopology};
 
+use std::sync::Arc;
 use std::time::Duration;
+
+/// `[store]`, validated.
+#[derive(Debug)]
+pub(crate) struct StoreSettings {
+    pub(crate) backend: StoreBackend,
+    pub(crate) key_prefix: String,
+}
+
+#[derive(Debug)]
+pub(crate) enum StoreBackend {
+    Memory { max_entries: usize },
+    Redis(RedisSettings),
+}
 
 /// What an atomic take found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Taken {
+pub(crate) enum Taken {
     /// The sealed value; the key is now marked used until it expires.
     Value(Vec<u8>),
     /// The key was already marked used: this ticket was redeemed before. The
@@ -27,7 +41,7 @@ pub enum Taken {
 
 /// A store failure. None of these is ever turned into a success.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("store command timed out")]
     Timeout,
     #[error("store connection failed: {0}")]
@@ -42,7 +56,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// A bounded label for metrics.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             StoreError::Timeout => "timeout",
             StoreError::Connection(_) => "connection",
@@ -53,7 +67,7 @@ impl StoreError {
 }
 
 /// The operations the ticket service needs; each touches exactly one key.
-pub trait TicketStore {
+pub(crate) trait TicketStore {
     /// Store `value` under `key` for `ttl` unless the key exists. `Ok(false)`
     /// when it existed (the caller mints another ticket).
     fn put_new(
@@ -71,14 +85,37 @@ pub trait TicketStore {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-pub enum Store {
+pub(crate) enum Store {
     /// Shared by every worker: one map per process.
-    Memory(std::sync::Arc<MemoryStore>),
+    Memory(Arc<MemoryStore>),
     Redis(Box<RedisStore>),
 }
 
 impl Store {
-    pub fn backend(&self) -> &'static str {
+    /// One store handle per HTTP worker. The memory store is one map shared
+    /// by all. With Redis each worker gets its own connection, made on first
+    /// use from that worker's thread, so the connection's driver runs beside
+    /// the requests instead of handing every command to another thread and
+    /// back; `max_in_flight` is shared out between them.
+    pub(crate) fn per_worker(backend: &StoreBackend, workers: usize) -> Result<Vec<Store>, String> {
+        match backend {
+            StoreBackend::Memory { max_entries } => {
+                let shared = Arc::new(MemoryStore::new(*max_entries));
+                Ok((0..workers)
+                    .map(|_| Store::Memory(shared.clone()))
+                    .collect())
+            }
+            StoreBackend::Redis(r) => {
+                let mut per_worker = r.clone();
+                per_worker.max_in_flight = r.max_in_flight.div_ceil(workers).max(1);
+                (0..workers)
+                    .map(|_| RedisStore::new(&per_worker).map(|s| Store::Redis(Box::new(s))))
+                    .collect()
+            }
+        }
+    }
+
+    pub(crate) fn backend(&self) -> &'static str {
         match self {
             Store::Memory(_) => "memory",
             Store::Redis(_) => "redis",

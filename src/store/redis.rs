@@ -38,7 +38,7 @@ use redis::{
     AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError,
     RedisFuture, Value,
 };
-use std::fmt;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 
@@ -55,54 +55,39 @@ end
 return v
 "#;
 
-/// Where Redis is.
-#[derive(Clone)]
-pub enum RedisTopology {
+/// Where Redis is. URLs and passwords are secrets: a URL may carry a
+/// password, and `Debug` must never print one.
+#[derive(Debug, Clone)]
+pub(crate) enum RedisTopology {
     Single {
-        url: String,
+        url: SecretString,
     },
     Cluster {
-        urls: Vec<String>,
+        urls: Vec<SecretString>,
         /// Overrides a password in the URLs (kept out of them so that the
         /// URLs can sit in a plain config file).
-        password: Option<String>,
+        password: Option<SecretString>,
     },
     Sentinel {
         master_name: String,
-        urls: Vec<String>,
+        urls: Vec<SecretString>,
         db: i64,
         /// The master's.
-        password: Option<String>,
+        password: Option<SecretString>,
         /// The sentinels' own (`requirepass` in sentinel.conf), kept out
         /// of the URLs like the Cluster's.
-        sentinel_password: Option<String>,
+        sentinel_password: Option<SecretString>,
     },
 }
 
-#[derive(Clone)]
-pub struct RedisSettings {
-    pub topology: RedisTopology,
-    pub command_timeout: Duration,
-    pub connect_timeout: Duration,
+#[derive(Debug, Clone)]
+pub(crate) struct RedisSettings {
+    pub(crate) topology: RedisTopology,
+    pub(crate) command_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Store operations allowed in flight at once; more fail at once with
     /// `Busy` instead of queueing behind a stalled Redis.
-    pub max_in_flight: usize,
-}
-
-impl fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // URLs may carry passwords.
-        let kind = match self.topology {
-            RedisTopology::Single { .. } => "single",
-            RedisTopology::Cluster { .. } => "cluster",
-            RedisTopology::Sentinel { .. } => "sentinel",
-        };
-        f.debug_struct("RedisSettings")
-            .field("topology", &kind)
-            .field("command_timeout", &self.command_timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
-    }
+    pub(crate) max_in_flight: usize,
 }
 
 /// A connection of any topology, usable wherever the crate wants one.
@@ -157,7 +142,7 @@ enum Source {
     },
 }
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     source: Source,
     timeout: Duration,
     take: redis::Script,
@@ -193,18 +178,21 @@ fn tcp_settings() -> TcpSettings {
 /// are `rediss://` (the config allows no mix), so a TLS deployment never
 /// falls back to plain TCP for the data.
 fn sentinel_node_info(
-    sentinel_urls: &[String],
+    sentinel_urls: &[SecretString],
     db: i64,
-    password: Option<&str>,
+    password: Option<&SecretString>,
 ) -> SentinelNodeConnectionInfo {
     let mut info = redis::RedisConnectionInfo::default().set_db(db);
     if let Some(p) = password {
-        info = info.set_password(p);
+        info = info.set_password(p.expose_secret());
     }
     let node = SentinelNodeConnectionInfo::default()
         .set_redis_connection_info(info)
         .set_tcp_settings(tcp_settings());
-    if sentinel_urls.iter().all(|u| u.starts_with("rediss://")) {
+    if sentinel_urls
+        .iter()
+        .all(|u| u.expose_secret().starts_with("rediss://"))
+    {
         node.set_tls_mode(redis::TlsMode::Secure)
     } else {
         node
@@ -212,8 +200,9 @@ fn sentinel_node_info(
 }
 
 /// A single node, with [`tcp_settings`].
-fn single_client(url: &str) -> Result<redis::Client, String> {
+fn single_client(url: &SecretString) -> Result<redis::Client, String> {
     let info = url
+        .expose_secret()
         .into_connection_info()
         .map_err(|e| invalid("store.redis_url", &e))?
         .set_tcp_settings(tcp_settings());
@@ -222,14 +211,14 @@ fn single_client(url: &str) -> Result<redis::Client, String> {
 
 /// A Cluster client, with [`tcp_settings`] for every node it connects to.
 fn cluster_client(
-    urls: &[String],
-    password: Option<&str>,
+    urls: &[SecretString],
+    password: Option<&SecretString>,
     settings: &RedisSettings,
 ) -> Result<ClusterClient, String> {
     let mut builder =
-        ClusterClient::builder(urls.iter().map(String::as_str)).tcp_settings(tcp_settings());
+        ClusterClient::builder(urls.iter().map(|u| u.expose_secret())).tcp_settings(tcp_settings());
     if let Some(p) = password {
-        builder = builder.password(p);
+        builder = builder.password(p.expose_secret());
     }
     builder
         .connection_timeout(settings.connect_timeout)
@@ -246,7 +235,7 @@ fn cluster_client(
 
 impl RedisStore {
     /// Parses the addresses and prepares the connection; does not connect.
-    pub fn new(settings: &RedisSettings) -> Result<Self, String> {
+    pub(crate) fn new(settings: &RedisSettings) -> Result<Self, String> {
         let source = match &settings.topology {
             RedisTopology::Single { url } => {
                 let client = single_client(url)?;
@@ -263,7 +252,7 @@ impl RedisStore {
                 Source::Single(conn)
             }
             RedisTopology::Cluster { urls, password } => {
-                let client = cluster_client(urls, password.as_deref(), settings)?;
+                let client = cluster_client(urls, password.as_ref(), settings)?;
                 Source::Cluster {
                     client,
                     conn: RwLock::new(None),
@@ -276,14 +265,17 @@ impl RedisStore {
                 password,
                 sentinel_password,
             } => {
-                let node = sentinel_node_info(urls, *db, password.as_deref());
+                let node = sentinel_node_info(urls, *db, password.as_ref());
                 let sentinels = urls
                     .iter()
                     .map(|u| {
-                        let info = u.as_str().into_connection_info()?;
+                        let info = u.expose_secret().into_connection_info()?;
                         Ok(match sentinel_password {
                             Some(p) => {
-                                let auth = info.redis_settings().clone().set_password(p);
+                                let auth = info
+                                    .redis_settings()
+                                    .clone()
+                                    .set_password(p.expose_secret());
                                 info.set_redis_settings(auth)
                             }
                             None => info,
@@ -314,14 +306,6 @@ impl RedisStore {
             take: redis::Script::new(TAKE_SCRIPT),
             in_flight: tokio::sync::Semaphore::new(settings.max_in_flight),
         })
-    }
-
-    pub fn topology(&self) -> &'static str {
-        match self.source {
-            Source::Single(_) => "single",
-            Source::Cluster { .. } => "cluster",
-            Source::Sentinel { .. } => "sentinel",
-        }
     }
 
     /// The current connection, made on first use (and, for Sentinel, again
@@ -490,13 +474,13 @@ mod tests {
 
     #[test]
     fn every_topology_connects_with_nodelay_and_keepalive() {
-        let single = single_client("redis://127.0.0.1:6379/0").unwrap();
+        let single = single_client(&"redis://127.0.0.1:6379/0".into()).unwrap();
         let tcp = single.get_connection_info().tcp_settings();
         assert!(tcp.nodelay());
         assert!(tcp.keepalive().is_some());
         // The crate keeps these private too; Debug shows them.
         let settings = RedisSettings {
-            topology: RedisTopology::Single { url: String::new() },
+            topology: RedisTopology::Single { url: "".into() },
             command_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             max_in_flight: 1,

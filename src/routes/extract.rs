@@ -1,19 +1,27 @@
-//! The request-body extractor. Unlike `web::Json`, its every rejection is an
-//! [`ApiError`] (problem+json), and its messages never quote the input: a
-//! ticket sent in the wrong field must not come back in an error body.
+//! Extractors: what a handler's signature asks of a request.
+//!
+//! * [`JsonBody`]: the request body. Unlike `web::Json`, its every rejection
+//!   is an [`ApiError`] (problem+json), and its messages never quote the
+//!   input: a ticket sent in the wrong field must not come back in an error
+//!   body.
+//! * [`Caller`]: any verified caller (API key, JWT, forward auth);
+//!   [`KeyCaller`]: an API-key caller and nothing else. They copy what
+//!   authentication needs out of the request and hand it to the
+//!   [`Authenticator`], which knows no HTTP framework.
 
-use crate::error::ApiError;
+use super::problem::{ApiError, Code};
+use crate::auth::{Authenticator, Caller, Credentials};
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-/// SPEC: request bodies over 16 KiB get 413.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Request bodies over 16 KiB get 413 (docs/contract.md).
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub(crate) T);
 
 fn is_json(req: &HttpRequest) -> bool {
     req.headers()
@@ -39,10 +47,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         if !is_json(req) {
-            return Box::pin(async { Err(ApiError::UnsupportedMediaType) });
+            return Box::pin(async { Err(Code::UnsupportedMediaType.into()) });
         }
         if declared_length(req).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-            return Box::pin(async { Err(ApiError::PayloadTooLarge) });
+            return Box::pin(async { Err(Code::PayloadTooLarge.into()) });
         }
         let mut payload = payload.take();
         Box::pin(async move {
@@ -51,7 +59,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 let chunk =
                     chunk.map_err(|_| ApiError::invalid("the request body could not be read"))?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ApiError::PayloadTooLarge);
+                    return Err(Code::PayloadTooLarge.into());
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -119,6 +127,68 @@ fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
+/// The `Authenticator` registered in the app (`startup` always does).
+fn authenticator(req: &HttpRequest) -> Result<&web::Data<Authenticator>, ApiError> {
+    req.app_data::<web::Data<Authenticator>>().ok_or_else(|| {
+        tracing::error!("no Authenticator registered in the app");
+        Code::Internal.into()
+    })
+}
+
+/// The `Authorization` value, when it is visible ASCII.
+fn authorization(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// A caller that proved itself with an API key and nothing else: the redeem
+/// route's extractor. WebSocket servers never reach the JWT or forward-auth
+/// paths (so their key is never forwarded anywhere).
+#[derive(Debug, Clone)]
+pub(crate) struct KeyCaller(pub(crate) Caller);
+
+impl FromRequest for KeyCaller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(authenticator(req).and_then(|auth| {
+            auth.authenticate_key(authorization(req))
+                .map(KeyCaller)
+                .map_err(ApiError::from)
+        }))
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = match authenticator(req) {
+            Ok(auth) => auth.clone().into_inner(),
+            Err(e) => return Box::pin(async { Err(e) }),
+        };
+        // Everything the future needs is copied out of the request first.
+        let headers = req.headers();
+        let creds = Credentials {
+            authorization: authorization(req).map(str::to_owned),
+            has_cookie: headers.contains_key(header::COOKIE),
+            forwarded: auth
+                .forward_headers()
+                .iter()
+                .flat_map(|name| {
+                    headers
+                        .get_all(name.as_str())
+                        .map(move |v| (name.clone(), v.as_bytes().to_vec()))
+                })
+                .collect(),
+        };
+        Box::pin(async move { auth.authenticate(creds).await.map_err(ApiError::from) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +204,7 @@ mod tests {
 
     fn detail(body: &str) -> String {
         match parse::<Body>(body.as_bytes()) {
-            Err(ApiError::InvalidRequest(d)) => d.into_owned(),
+            Err(e) if e.code() == Code::InvalidRequest => e.detail().to_owned(),
             other => panic!("expected invalid_request, got {other:?}"),
         }
     }

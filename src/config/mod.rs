@@ -1,0 +1,620 @@
+//! Configuration: compiled-in defaults, then the TOML file, then `WSTICKET_*`
+//! environment variables, validated once into [`Settings`]. An invalid value
+//! stops start-up with a message that names the field; a message never
+//! repeats a secret, and secrets are held in `secrecy` types (or types with
+//! their own redacting `Debug`), so that `Debug` of the settings is safe.
+//!
+//! One module per TOML table: [`store`] (`[store]`), [`tickets`]
+//! (`[tickets]`), [`clients`] (`[[clients]]`), [`auth`] (`[auth.jwt]`,
+//! `[auth.forward]`), the top-level keys here, and the checks they share in
+//! [`checks`]. The reference for operators is docs/configuration.md; a test
+//! keeps the two in step.
+//!
+//! Environment variables read here: `WSTICKET_CONFIG` (the file, also a
+//! `--config` default), `WSTICKET_LISTEN`, `WSTICKET_ADMIN_LISTEN`,
+//! `WSTICKET_REDIS_URL`, `WSTICKET_TICKET_SECRETS` and
+//! `WSTICKET_AUTH_JWT_HS_SECRET`. Logging reads `WSTICKET_LOG` and
+//! `WSTICKET_LOG_FORMAT` (see `telemetry`).
+
+mod auth;
+mod checks;
+mod clients;
+mod store;
+mod tickets;
+
+pub use checks::ConfigError;
+use checks::{err, in_range, read_file};
+pub(crate) use tickets::SecretSource;
+
+use crate::auth::forward::ForwardSettings;
+use crate::auth::jwt::JwtSettings;
+use crate::auth::{ApiClient, Permission, key_sha256_hex};
+use crate::core::TicketPolicy;
+use crate::domain::{AudienceScope, Origin};
+use crate::store::{StoreBackend, StoreSettings};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The two demo keys of `serve --dev`. They are public (the README prints
+/// them) and accepted only in dev mode.
+pub const DEV_ISSUE_KEY: &str = "wsk_demo-issue-key-not-for-production-000000000";
+pub const DEV_REDEEM_KEY: &str = "wsk_demo-redeem-key-not-for-production-00000000";
+pub const DEV_ORIGIN: &str = "http://localhost:3000";
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9102";
+const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+const DEFAULT_SHUTDOWN_DELAY_SECS: u64 = 0;
+
+// ---- the file, as written -------------------------------------------------
+// No `Debug` on the raw tables: they hold secrets in clear.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    shutdown_grace_secs: Option<u64>,
+    shutdown_delay_secs: Option<u64>,
+    #[serde(default)]
+    store: store::RawStore,
+    #[serde(default)]
+    tickets: tickets::RawTickets,
+    #[serde(default)]
+    clients: Vec<clients::RawClient>,
+    #[serde(default)]
+    auth: auth::RawAuth,
+}
+
+// ---- validated -------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) admin_listen: SocketAddr,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub(crate) shutdown_grace: Duration,
+    /// How long to keep serving (readyz 503) after SIGTERM before draining.
+    pub(crate) shutdown_delay: Duration,
+    pub(crate) store: StoreSettings,
+    pub(crate) tickets: TicketPolicy,
+    pub(crate) secret_source: SecretSource,
+    pub(crate) clients: Vec<ApiClient>,
+    pub(crate) jwt: Option<JwtSettings>,
+    pub(crate) forward: Option<ForwardSettings>,
+    /// `serve --dev`: the demo set-up, never for production.
+    pub(crate) dev_mode: bool,
+}
+
+/// Where environment variables come from (the process, or a map in tests).
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+fn socket_addr(field: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        err(
+            field,
+            format!("{value:?} is not an ip:port such as 127.0.0.1:8080"),
+        )
+    })
+}
+
+/// `config file, line N`: where a syntax error is. toml's own message quotes
+/// the offending line, which may hold a secret: only the line number.
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(s) => format!(
+            "config file, line {}",
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        ),
+        None => "config file".into(),
+    }
+}
+
+/// serde's "invalid type: string \"ten\", expected u64" without the value:
+/// "expected u64, found a string". `None` for other messages.
+fn type_mismatch(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))?;
+    let (found, expected) = rest.split_once(", expected ")?;
+    let kind = found.split(['"', '`']).next().unwrap_or_default().trim();
+    Some(format!("expected {}, found {kind}", expected.trim()))
+}
+
+fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| err(line_of(text, e.span()), e.message().trim().to_owned()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match type_mismatch(inner.message()) {
+            // A value of the wrong type: name the field, never the value.
+            Some(message) if path != "." => err(path, message),
+            _ => err(
+                line_of(text, inner.span()),
+                inner.message().trim().to_owned(),
+            ),
+        }
+    })
+}
+
+fn read_raw(path: Option<&Path>, env: &dyn Env) -> Result<RawConfig, ConfigError> {
+    let path = path
+        .map(Path::to_path_buf)
+        .or_else(|| env.var("WSTICKET_CONFIG").map(PathBuf::from));
+    match path {
+        Some(p) => parse_raw(&read_file("--config", &p)?),
+        None => Ok(RawConfig::default()),
+    }
+}
+
+impl Settings {
+    /// Load `path` (or `WSTICKET_CONFIG`, or nothing) and the environment.
+    pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Settings, ConfigError> {
+        Self::from_raw(read_raw(path, env)?, env, false)
+    }
+
+    /// `serve --dev`: the configuration (if any) plus the demo set-up.
+    pub fn load_dev(path: Option<&Path>, env: &dyn Env) -> Result<Settings, ConfigError> {
+        Self::from_raw(read_raw(path, env)?, env, true)
+    }
+
+    /// Parse a TOML text (tests).
+    pub fn from_toml(text: &str, env: &dyn Env) -> Result<Settings, ConfigError> {
+        Self::from_raw(parse_raw(text)?, env, false)
+    }
+
+    fn from_raw(raw: RawConfig, env: &dyn Env, dev: bool) -> Result<Settings, ConfigError> {
+        let listen = env
+            .var("WSTICKET_LISTEN")
+            .or(raw.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = socket_addr("listen", &listen)?;
+        let admin_listen = env
+            .var("WSTICKET_ADMIN_LISTEN")
+            .or(raw.admin_listen)
+            .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.into());
+        let admin_listen = socket_addr("admin_listen", &admin_listen)?;
+        let shutdown_grace_secs = in_range(
+            "shutdown_grace_secs",
+            raw.shutdown_grace_secs,
+            DEFAULT_SHUTDOWN_GRACE_SECS,
+            1..=300,
+        )?;
+        let shutdown_delay_secs = in_range(
+            "shutdown_delay_secs",
+            raw.shutdown_delay_secs,
+            DEFAULT_SHUTDOWN_DELAY_SECS,
+            0..=60,
+        )?;
+
+        let store = store::parse(raw.store, env)?;
+        let shared_store = matches!(store.backend, StoreBackend::Redis(_));
+        if dev && shared_store {
+            return Err(err(
+                "store.redis_url",
+                "serve --dev runs only with the in-memory store; unset the Redis URL \
+                 (WSTICKET_REDIS_URL, store.redis_url) or run without --dev",
+            ));
+        }
+        let (mut tickets, secret_source) = tickets::parse(raw.tickets, env, shared_store, dev)?;
+        let mut clients = clients::parse(raw.clients, &tickets.audiences)?;
+        if dev {
+            let origin = Origin::parse(DEV_ORIGIN).map_err(|e| err("dev", e.to_string()))?;
+            tickets.allowed_origins.push_exact(origin);
+            for (name, key, can) in [
+                ("demo-issuer", DEV_ISSUE_KEY, Permission::Issue),
+                ("demo-redeemer", DEV_REDEEM_KEY, Permission::Redeem),
+            ] {
+                let c = ApiClient::new(
+                    name.into(),
+                    &key_sha256_hex(key),
+                    HashSet::from([can]),
+                    AudienceScope::All,
+                )
+                .map_err(|e| err("dev", e))?;
+                clients.push(c);
+            }
+        }
+        let jwt = raw
+            .auth
+            .jwt
+            .map(|j| auth::jwt(j, env, &tickets.audiences))
+            .transpose()?;
+        let forward = raw
+            .auth
+            .forward
+            .map(|f| auth::forward(f, &tickets.audiences))
+            .transpose()?;
+        Ok(Settings {
+            listen,
+            admin_listen,
+            shutdown_grace: Duration::from_secs(shutdown_grace_secs),
+            shutdown_delay: Duration::from_secs(shutdown_delay_secs),
+            store,
+            tickets,
+            secret_source,
+            clients,
+            jwt,
+            forward,
+            dev_mode: dev,
+        })
+    }
+
+    /// What a valid configuration may still get wrong: `serve` logs these at
+    /// start and `check-config` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.dev_mode {
+            out.push(
+                "DEV MODE: in-memory store, a throw-away ticket secret and PUBLIC demo API keys. \
+                 NOT FOR PRODUCTION: anyone who read the README can mint and redeem tickets."
+                    .to_owned(),
+            );
+        } else if self.secret_source == SecretSource::Generated {
+            out.push(
+                "no tickets.secrets configured: generated one for this process; \
+                 tickets will not survive a restart (make one with `wsticket keygen`)"
+                    .to_owned(),
+            );
+        }
+        let frontend = self.jwt.is_some() || self.forward.is_some();
+        let can = |p| self.clients.iter().any(|c| c.can(p));
+        if !frontend && !can(Permission::Issue) {
+            out.push(
+                "no client has the issue permission and no frontend auth ([auth.jwt], \
+                 [auth.forward]) is configured: nobody can mint tickets"
+                    .to_owned(),
+            );
+        }
+        if !can(Permission::Redeem) {
+            out.push("no client has the redeem permission: no ticket can be redeemed".to_owned());
+        }
+        if self.tickets.allowed_origins.is_empty() && !self.tickets.allow_originless {
+            out.push("tickets.allowed_origins is empty: every mint will be refused".to_owned());
+        }
+        out
+    }
+
+    /// One line for `check-config`: what this configuration runs.
+    pub fn summary(&self) -> String {
+        let store = match self.store.backend {
+            StoreBackend::Memory { .. } => "memory",
+            StoreBackend::Redis(_) => "redis",
+        };
+        format!(
+            "listen {}, admin {}, store {store}, {} client(s), minting key id {:?}{}",
+            self.listen,
+            self.admin_listen,
+            self.clients.len(),
+            self.tickets.keyring.minting_kid().as_ref(),
+            if self.secret_source == SecretSource::Generated {
+                " (generated: none configured)"
+            } else {
+                ""
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::ServerSecret;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        Settings::from_toml(text, &no_env)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = load("").unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.admin_listen.to_string(), "127.0.0.1:9102");
+        assert!(matches!(
+            s.store.backend,
+            StoreBackend::Memory {
+                max_entries: 1_000_000
+            }
+        ));
+        assert_eq!(s.store.key_prefix, "wsticket:");
+        assert_eq!(s.tickets.default_ttl_secs, 30);
+        assert_eq!(s.tickets.max_ttl_secs, 120);
+        assert_eq!(s.tickets.max_claims_bytes, 4096);
+        assert_eq!(s.tickets.default_audience.as_ref(), "default");
+        assert_eq!(s.secret_source, SecretSource::Generated);
+        assert!(!s.tickets.allow_originless);
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let env = |name: &str| match name {
+            "WSTICKET_LISTEN" => Some("0.0.0.0:1".to_owned()),
+            "WSTICKET_REDIS_URL" => Some("redis://127.0.0.1:1/0".to_owned()),
+            "WSTICKET_TICKET_SECRETS" => Some(format!(
+                "k2:{}",
+                ServerSecret::generate("x").unwrap().expose_base64()
+            )),
+            _ => None,
+        };
+        let s = Settings::from_toml("listen = \"127.0.0.1:2\"", &env).unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:1");
+        assert!(matches!(s.store.backend, StoreBackend::Redis(_)));
+        assert_eq!(s.tickets.keyring.minting_kid().as_ref(), "k2");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("listen = \"nope\"", "listen"),
+            ("[store]\nredis_url = \"redis://x\"", "tickets.secrets"),
+            ("[store]\nredis_url = \"http://x\"", "store.redis_url"),
+            ("[tickets]\nmax_ttl_secs = 0", "tickets.max_ttl_secs"),
+            (
+                "[tickets]\ndefault_ttl_secs = 200",
+                "tickets.default_ttl_secs",
+            ),
+            (
+                "[tickets]\nallowed_origins = [\"null\"]",
+                "tickets.allowed_origins",
+            ),
+            (
+                "[tickets]\ndefault_audience = \"chat\"",
+                "tickets.default_audience",
+            ),
+            (
+                "[tickets]\nsecrets = [{ id = \"k1\", secret = \"short\" }]",
+                "tickets.secrets[0]",
+            ),
+            (
+                "[[clients]]\nname = \"a\"\nkey_sha256 = \"00\"\ncan = [\"issue\"]",
+                "clients[0].key_sha256",
+            ),
+            (
+                "[[clients]]\nname = \"a\"\nkey_sha256 = \"00\"\ncan = [\"all\"]",
+                "clients[0].can",
+            ),
+            ("nonsense = 1", "config file, line 1"),
+            ("[store]\nredis_uri = \"redis://x\"", "config file, line 2"),
+            (
+                "[store]\nredis_url = \"redis://x\"\ncluster_password_file = \"/p\"",
+                "store.cluster_password_file",
+            ),
+            (
+                "[store]\ncluster_urls = [\"redis://x\"]\ncluster_password_file = \"/nonexistent/pw\"",
+                "store.cluster_password_file",
+            ),
+            (
+                "[store]\ncluster_urls = [\"redis://a\", \"rediss://b\"]",
+                "store.cluster_urls",
+            ),
+            (
+                "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"rediss://a\", \"redis://b\"]",
+                "store.sentinel.urls",
+            ),
+            (
+                "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"redis://a\", \"http://b\"]",
+                "store.sentinel.urls[1]",
+            ),
+            (
+                "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"redis://a\"]\nsentinel_password_file = \"/nonexistent/pw\"",
+                "store.sentinel.sentinel_password_file",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = load(text).unwrap_err();
+            assert_eq!(e.field, field, "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn error_messages_never_repeat_secrets() {
+        let text = "[tickets]\nsecrets = [{ id = \"k1\", secret = \"SUPERSECRETVALUE\" }\n";
+        let e = load(text).unwrap_err();
+        assert!(!e.to_string().contains("SUPERSECRETVALUE"), "{e}");
+        let env =
+            |name: &str| (name == "WSTICKET_REDIS_URL").then(|| "http://user:hunter2@x".to_owned());
+        let e = Settings::from_toml("", &env).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = load("[tickets]\nsecrets = [{ id = \"k1\", secret = \"SUPERSECRETVALUE\" }]")
+            .unwrap_err();
+        assert!(!e.to_string().contains("SUPERSECRETVALUE"), "{e}");
+    }
+
+    #[test]
+    fn auth_sections_are_checked() {
+        let pem = "tests/fixtures/jwt/rsa1.pub.pem";
+        let cases = [
+            (
+                "[auth.jwt]\nalgorithms = []\nhs_secret = \"x\"",
+                "auth.jwt.algorithms",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"none\"]\nhs_secret = \"x\"",
+                "auth.jwt.algorithms",
+            ),
+            ("[auth.jwt]\nalgorithms = [\"RS256\"]", "auth.jwt"),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret = \"0123456789abcdef0123456789abcdef\"\njwks_url = \"https://x\"",
+                "auth.jwt",
+            ),
+            // HMAC beside an asymmetric family: the confusion attack.
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\", \"RS256\"]\njwks_url = \"https://x/jwks\"",
+                "auth.jwt.algorithms",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret = \"short\"",
+                "auth.jwt.hs_secret",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\nhs_secret = \"0123456789abcdef0123456789abcdef\"",
+                "auth.jwt.hs_secret",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"ES256\"]\npublic_key_pem = \"junk\"",
+                "auth.jwt.public_key_pem",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks_url = \"ftp://x\"",
+                "auth.jwt.jwks_url",
+            ),
+            ("[auth.forward]\nurl = \"django:8000\"", "auth.forward.url"),
+            (
+                "[auth.forward]\nurl = \"http://x\"\nmethod = \"PUT\"",
+                "auth.forward.method",
+            ),
+            (
+                "[auth.forward]\nurl = \"http://x\"\nforward_headers = [\"host\"]",
+                "auth.forward.forward_headers",
+            ),
+            (
+                "[auth.forward]\nurl = \"http://x\"\nuser_pointer = \"user_id\"",
+                "auth.forward.user_pointer",
+            ),
+            (
+                "[auth.forward]\nurl = \"http://x\"\naudiences = [\"nope\"]",
+                "auth.forward.audiences",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = load(text).unwrap_err();
+            assert_eq!(e.field, field, "{text}: {e}");
+        }
+        let ok = format!(
+            "[auth.jwt]\nalgorithms = [\"RS256\", \"PS256\"]\npublic_key_file = \"{pem}\"\n[auth.forward]\nurl = \"http://django:8000/api/whoami/\""
+        );
+        let s = load(&ok).unwrap();
+        assert!(s.jwt.is_some() && s.forward.is_some());
+    }
+
+    #[test]
+    fn dev_mode_adds_the_demo_and_refuses_redis() {
+        let s = Settings::load_dev(None, &no_env).unwrap();
+        assert!(s.dev_mode);
+        assert_eq!(s.clients.len(), 2);
+        assert!(
+            s.tickets
+                .allowed_origins
+                .allows(&Origin::parse(DEV_ORIGIN).unwrap())
+        );
+        let env = |name: &str| {
+            (name == "WSTICKET_REDIS_URL").then(|| "redis://127.0.0.1:6379".to_owned())
+        };
+        let e = Settings::load_dev(None, &env).unwrap_err();
+        assert_eq!(e.field, "store.redis_url");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_the_field_but_not_the_value() {
+        let e = load("[tickets]\nmax_ttl_secs = \"ten\"").unwrap_err();
+        assert_eq!(e.field, "tickets.max_ttl_secs");
+        assert_eq!(e.message, "expected u64, found string");
+        let e = load("[[clients]]\nname = \"a\"\ncan = \"issue\"\nkey_sha256 = \"x\"").unwrap_err();
+        assert_eq!(e.field, "clients[0].can", "{e}");
+        let e = load("[store]\ncommand_timeout_ms = -5").unwrap_err();
+        assert_eq!(e.field, "store.command_timeout_ms", "{e}");
+        assert!(!e.message.contains("-5"), "{e}");
+        let e = load("[auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret = 12345678901234567890")
+            .unwrap_err();
+        assert_eq!(e.field, "auth.jwt.hs_secret", "{e}");
+        assert!(!e.to_string().contains("12345678901234567890"), "{e}");
+    }
+
+    #[test]
+    fn a_value_and_its_file_together_are_an_error_naming_both() {
+        for (text, field) in [
+            (
+                "[store]\nredis_url = \"redis://x\"\nredis_url_file = \"/p\"",
+                "store.redis_url",
+            ),
+            (
+                "[tickets]\nsecrets = [{ id = \"k1\", secret = \"x\", secret_file = \"/p\" }]",
+                "tickets.secrets[0].secret",
+            ),
+            (
+                "[[clients]]\nname = \"a\"\nkey_sha256 = \"00\"\nkey_sha256_file = \"/p\"\ncan = [\"issue\"]",
+                "clients[0].key_sha256",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret = \"x\"\nhs_secret_file = \"/p\"",
+                "auth.jwt.hs_secret",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\npublic_key_pem = \"x\"\npublic_key_file = \"/p\"",
+                "auth.jwt.public_key_pem",
+            ),
+        ] {
+            let e = load(text).unwrap_err();
+            assert_eq!(e.field, field, "{text}: {e}");
+            assert!(
+                e.message.contains(&format!("{field}_file")) && e.message.contains("not both"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn warnings_say_when_nobody_can_mint_or_redeem() {
+        let w = load("").unwrap().warnings();
+        assert!(w.iter().any(|w| w.contains("nobody can mint")), "{w:?}");
+        assert!(
+            w.iter().any(|w| w.contains("no ticket can be redeemed")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter().any(|w| w.contains("allowed_origins is empty")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|w| w.contains("generated one")), "{w:?}");
+        let hash = key_sha256_hex("wsk_x");
+        let ok = format!(
+            "[tickets]\nallowed_origins = [\"https://a.example\"]\nsecrets = [{{ id = \"k1\", secret = \"{}\" }}]\n\
+             [[clients]]\nname = \"a\"\nkey_sha256 = \"{hash}\"\ncan = [\"issue\", \"redeem\"]",
+            crate::crypto::ServerSecret::generate("k1")
+                .unwrap()
+                .expose_base64()
+        );
+        assert_eq!(load(&ok).unwrap().warnings(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn debug_of_the_settings_shows_no_secret() {
+        let secret = crate::crypto::ServerSecret::generate("k1")
+            .unwrap()
+            .expose_base64();
+        let text = format!(
+            "[store]\nredis_url = \"redis://:hunter2@127.0.0.1:6379\"\n\
+             [tickets]\nsecrets = [{{ id = \"k1\", secret = \"{secret}\" }}]\n\
+             [auth.forward]\nurl = \"https://app:fwdpass@app.example/whoami\"\n\
+             [auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret = \"hs-secret-hs-secret-hs-secret-hs-secret\""
+        );
+        let debug = format!("{:?}", load(&text).unwrap());
+        for s in ["hunter2", &secret, "fwdpass", "hs-secret"] {
+            assert!(!debug.contains(s), "{s} in {debug}");
+        }
+    }
+}

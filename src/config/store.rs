@@ -1,0 +1,199 @@
+//! `[store]`: the in-memory store (the default) or Redis, single, Cluster or
+//! Sentinel.
+
+use super::Env;
+use super::checks::{ConfigError, err, in_range, read_file, value_or_file};
+use crate::store::{RedisSettings, RedisTopology, StoreBackend, StoreSettings};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub(crate) const DEFAULT_KEY_PREFIX: &str = "wsticket:";
+const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 500;
+const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
+const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+pub(crate) const DEFAULT_MEMORY_MAX_ENTRIES: usize = 1_000_000;
+const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 1..=60_000;
+
+// No `Debug` on the raw tables: they hold secrets in clear.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    redis_url: Option<String>,
+    redis_url_file: Option<PathBuf>,
+    cluster_urls: Option<Vec<String>>,
+    cluster_password_file: Option<PathBuf>,
+    sentinel: Option<RawSentinel>,
+    key_prefix: Option<String>,
+    command_timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    max_in_flight: Option<usize>,
+    memory_max_entries: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSentinel {
+    master_name: String,
+    urls: Vec<String>,
+    db: Option<i64>,
+    master_password_file: Option<PathBuf>,
+    sentinel_password_file: Option<PathBuf>,
+}
+
+/// A `redis://` or `rediss://` URL. Never echoed: it may carry a password.
+fn redis_url(field: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(())
+    } else {
+        Err(err(field, "must start with redis:// or rediss://"))
+    }
+}
+
+/// One scheme per list: the Cluster client refuses a mix at start-up, and for
+/// Sentinel the scheme also decides whether the master is reached over TLS.
+fn url_list(field: &str, urls: Vec<String>) -> Result<Vec<SecretString>, ConfigError> {
+    for (i, u) in urls.iter().enumerate() {
+        redis_url(&format!("{field}[{i}]"), u)?;
+    }
+    let tls = urls.iter().filter(|u| u.starts_with("rediss://")).count();
+    if tls != 0 && tls != urls.len() {
+        return Err(err(
+            field,
+            "mixes redis:// and rediss://: use one scheme for all",
+        ));
+    }
+    Ok(urls.into_iter().map(SecretString::from).collect())
+}
+
+fn password(field: &str, path: Option<&PathBuf>) -> Result<Option<SecretString>, ConfigError> {
+    path.map(|p| read_file(field, p).map(SecretString::from))
+        .transpose()
+}
+
+/// Which Redis, if any. `WSTICKET_REDIS_URL` names a single node and wins
+/// over everything in the file.
+fn topology(raw: &mut RawStore, env: &dyn Env) -> Result<Option<RedisTopology>, ConfigError> {
+    if let Some(url) = env.var("WSTICKET_REDIS_URL") {
+        redis_url("WSTICKET_REDIS_URL", &url)?;
+        return Ok(Some(RedisTopology::Single { url: url.into() }));
+    }
+    let single = value_or_file(
+        "store.redis_url",
+        raw.redis_url.take(),
+        raw.redis_url_file.as_deref(),
+    )?;
+    if raw.cluster_password_file.is_some() && raw.cluster_urls.is_none() {
+        return Err(err(
+            "store.cluster_password_file",
+            "only applies with store.cluster_urls",
+        ));
+    }
+    Ok(
+        match (single, raw.cluster_urls.take(), raw.sentinel.take()) {
+            (Some(url), None, None) => {
+                let field = if raw.redis_url_file.is_some() {
+                    "store.redis_url_file"
+                } else {
+                    "store.redis_url"
+                };
+                redis_url(field, url.expose_secret())?;
+                Some(RedisTopology::Single { url })
+            }
+            (None, Some(urls), None) => {
+                if urls.is_empty() {
+                    return Err(err("store.cluster_urls", "name at least one node"));
+                }
+                Some(RedisTopology::Cluster {
+                    urls: url_list("store.cluster_urls", urls)?,
+                    password: password(
+                        "store.cluster_password_file",
+                        raw.cluster_password_file.as_ref(),
+                    )?,
+                })
+            }
+            (None, None, Some(s)) => {
+                if s.urls.is_empty() {
+                    return Err(err("store.sentinel.urls", "name at least one sentinel"));
+                }
+                let urls = url_list("store.sentinel.urls", s.urls)?;
+                if s.master_name.is_empty() {
+                    return Err(err("store.sentinel.master_name", "must not be empty"));
+                }
+                Some(RedisTopology::Sentinel {
+                    master_name: s.master_name,
+                    urls,
+                    db: s.db.unwrap_or(0),
+                    password: password(
+                        "store.sentinel.master_password_file",
+                        s.master_password_file.as_ref(),
+                    )?,
+                    sentinel_password: password(
+                        "store.sentinel.sentinel_password_file",
+                        s.sentinel_password_file.as_ref(),
+                    )?,
+                })
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(err(
+                    "store",
+                    "set one of redis_url (or redis_url_file), cluster_urls and sentinel",
+                ));
+            }
+        },
+    )
+}
+
+pub(super) fn parse(mut raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigError> {
+    let command_timeout_ms = in_range(
+        "store.command_timeout_ms",
+        raw.command_timeout_ms,
+        DEFAULT_COMMAND_TIMEOUT_MS,
+        TIMEOUT_RANGE_MS,
+    )?;
+    let connect_timeout_ms = in_range(
+        "store.connect_timeout_ms",
+        raw.connect_timeout_ms,
+        DEFAULT_CONNECT_TIMEOUT_MS,
+        TIMEOUT_RANGE_MS,
+    )?;
+    let topology = topology(&mut raw, env)?;
+    let max_in_flight = in_range(
+        "store.max_in_flight",
+        raw.max_in_flight,
+        DEFAULT_MAX_IN_FLIGHT,
+        1..=1_000_000,
+    )?;
+    let backend = match topology {
+        Some(topology) => StoreBackend::Redis(RedisSettings {
+            topology,
+            command_timeout: Duration::from_millis(command_timeout_ms),
+            connect_timeout: Duration::from_millis(connect_timeout_ms),
+            max_in_flight,
+        }),
+        None => {
+            let max_entries = raw.memory_max_entries.unwrap_or(DEFAULT_MEMORY_MAX_ENTRIES);
+            if max_entries == 0 {
+                return Err(err("store.memory_max_entries", "must be at least 1"));
+            }
+            StoreBackend::Memory { max_entries }
+        }
+    };
+    let key_prefix = raw.key_prefix.unwrap_or_else(|| DEFAULT_KEY_PREFIX.into());
+    if key_prefix.len() > 128
+        || key_prefix
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(err(
+            "store.key_prefix",
+            "at most 128 characters, no spaces or control characters",
+        ));
+    }
+    Ok(StoreSettings {
+        backend,
+        key_prefix,
+    })
+}

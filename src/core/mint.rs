@@ -1,0 +1,209 @@
+//! Minting: a request checked against the policy in a fixed order (who the
+//! ticket is for, where it may be used, which service, how long, what it
+//! carries), then sealed and stored.
+
+use super::payload::Sealing;
+use super::{StoreUnavailable, TicketCore, unix_ms};
+use crate::auth::{Caller, Permission};
+use crate::domain::{Audience, Claims, Origin, Ticket, UserId};
+use crate::store::TicketStore;
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+use zeroize::Zeroizing;
+
+/// A mint request as a door received it, before the policy.
+pub(crate) struct MintRequest<'a> {
+    pub(crate) user_id: Option<String>,
+    pub(crate) origin: Option<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) ttl_secs: Option<u64>,
+    pub(crate) claims: Option<Claims>,
+    /// The request's `Origin` header: where a browser caller's page is.
+    pub(crate) origin_header: Option<&'a str>,
+}
+
+pub(crate) struct Minted {
+    pub(crate) ticket: Ticket,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) expires_in: u64,
+    pub(crate) audience: Audience,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MintError {
+    /// The request breaks a rule; the detail says which, in our own words.
+    #[error("invalid request: {0}")]
+    Invalid(Cow<'static, str>),
+    /// The caller may not do this (permission or audience).
+    #[error("forbidden: {0}")]
+    Forbidden(Cow<'static, str>),
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    #[error(transparent)]
+    StoreUnavailable(#[from] StoreUnavailable),
+    /// Never expected: the random generator or the sealing failed.
+    #[error("internal error")]
+    Internal,
+}
+
+impl MintError {
+    /// A bounded label for the log.
+    fn reason(&self) -> &'static str {
+        match self {
+            MintError::Invalid(_) => "invalid_request",
+            MintError::Forbidden(_) => "forbidden",
+            MintError::OriginNotAllowed => "origin_not_allowed",
+            MintError::StoreUnavailable(_) => "store_unavailable",
+            MintError::Internal => "internal",
+        }
+    }
+}
+
+/// Who a ticket is for, where it may be used and what it carries.
+struct Subject {
+    user: UserId,
+    origin: Option<Origin>,
+    claims: Claims,
+}
+
+impl TicketCore {
+    pub(crate) async fn mint(
+        &self,
+        caller: &Caller,
+        request: MintRequest<'_>,
+    ) -> Result<Minted, MintError> {
+        let result = self.mint_checked(caller, request).await;
+        match &result {
+            Ok((minted, user, ticket_ref)) => {
+                self.metrics.ticket_issued(minted.audience.as_ref());
+                tracing::info!(
+                    caller = caller.name(),
+                    user_id = user.as_ref(),
+                    audience = minted.audience.as_ref(),
+                    ticket_ref = %ticket_ref,
+                    expires_in = minted.expires_in,
+                    "ticket minted"
+                );
+            }
+            Err(e) => tracing::info!(caller = caller.name(), reason = e.reason(), "mint refused"),
+        }
+        result.map(|(minted, _, _)| minted)
+    }
+
+    async fn mint_checked(
+        &self,
+        caller: &Caller,
+        mut request: MintRequest<'_>,
+    ) -> Result<(Minted, UserId, String), MintError> {
+        caller
+            .require(Permission::Issue)
+            .map_err(|e| MintError::Forbidden(e.to_string().into()))?;
+        let subject = self.subject(caller, &mut request)?;
+        let policy = self.policy();
+        let audience = policy.audience(request.audience.as_deref(), caller)?;
+        let ttl_secs = policy.ttl_secs(request.ttl_secs)?;
+        policy.check_claims(&subject.claims)?;
+
+        let now = SystemTime::now();
+        let expires_at = now + Duration::from_secs(ttl_secs);
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(&Sealing {
+                user_id: subject.user.as_ref(),
+                origin: subject.origin.as_ref().map(AsRef::as_ref),
+                audience: audience.as_ref(),
+                claims: &subject.claims,
+                iat: unix_ms(now),
+                exp: unix_ms(expires_at),
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot serialise a ticket payload");
+                MintError::Internal
+            })?,
+        );
+        // Two tickets colliding is a 2^-256 event; a second attempt makes a
+        // storage error or a broken RNG visible instead of looping.
+        for _ in 0..2 {
+            let (ticket, keys) = policy.keyring.mint().map_err(|e| {
+                tracing::error!(error = %e, "cannot mint a ticket");
+                MintError::Internal
+            })?;
+            let key = keys.store_key(&self.key_prefix);
+            let sealed = keys.seal(&key, &plaintext).map_err(|e| {
+                tracing::error!(error = %e, "cannot seal a ticket");
+                MintError::Internal
+            })?;
+            let ttl = Duration::from_secs(ttl_secs);
+            if self
+                .timed("mint", self.store.put_new(&key, &sealed, ttl))
+                .await?
+            {
+                let minted = Minted {
+                    ticket,
+                    expires_at,
+                    expires_in: ttl_secs,
+                    audience,
+                };
+                return Ok((minted, subject.user, keys.reference()));
+            }
+        }
+        tracing::error!("two fresh tickets collided with stored keys");
+        Err(MintError::Internal)
+    }
+
+    /// From the request for API-key callers; from the credential and the
+    /// browser's `Origin` header for frontend callers.
+    fn subject(
+        &self,
+        caller: &Caller,
+        request: &mut MintRequest<'_>,
+    ) -> Result<Subject, MintError> {
+        let invalid = |detail: &'static str| MintError::Invalid(detail.into());
+        let policy = self.policy();
+        match caller {
+            Caller::Client(_) => {
+                let user = request
+                    .user_id
+                    .take()
+                    .ok_or_else(|| invalid("missing field `user_id`"))?;
+                let user = UserId::parse(user).map_err(invalid)?;
+                let origin = match request.origin.as_deref() {
+                    Some(raw) => Some(policy.mint_origin(raw)?),
+                    None if policy.allow_originless => None,
+                    None => return Err(invalid("missing field `origin`")),
+                };
+                let claims = request.claims.take().unwrap_or_else(Claims::empty);
+                Ok(Subject {
+                    user,
+                    origin,
+                    claims,
+                })
+            }
+            Caller::Frontend(f) => {
+                if request.user_id.is_some() {
+                    return Err(invalid(
+                        "user_id is not accepted from browser callers: the user comes from the credential",
+                    ));
+                }
+                if request.claims.is_some() {
+                    return Err(invalid(
+                        "claims are not accepted from browser callers: they come from the credential",
+                    ));
+                }
+                let header = request
+                    .origin_header
+                    .ok_or_else(|| invalid("browser callers must send an Origin header"))?;
+                let origin = policy.mint_origin(header)?;
+                if let Some(raw) = request.origin.as_deref()
+                    && Origin::parse(raw).ok().as_ref() != Some(&origin)
+                {
+                    return Err(invalid("origin must equal the Origin header"));
+                }
+                Ok(Subject {
+                    user: f.identity.user.clone(),
+                    origin: Some(origin),
+                    claims: Claims::from_map(&f.identity.claims),
+                })
+            }
+        }
+    }
+}

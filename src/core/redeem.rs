@@ -1,0 +1,238 @@
+//! Redeeming: consume a ticket atomically, then check what it was bound to.
+//! Any well-formed redeem that finds the ticket consumes it, whatever the
+//! checks say afterwards.
+
+use super::payload::Opened;
+use super::{StoreUnavailable, TicketCore, from_unix_ms, unix_ms};
+use crate::auth::{Caller, NotPermitted, Permission};
+use crate::crypto::TicketKeys;
+use crate::domain::{Audience, Claims, Origin, Ticket, UserId};
+use crate::store::{Taken, TicketStore};
+use std::time::SystemTime;
+
+/// A redeem request as a door received it.
+pub(crate) struct RedeemRequest<'a> {
+    pub(crate) ticket: &'a str,
+    /// The `Origin` header of the WebSocket handshake (`None` or empty when
+    /// there was none).
+    pub(crate) origin: Option<&'a str>,
+}
+
+/// The first and only success of a ticket.
+pub(crate) struct Redeemed {
+    pub(crate) user: UserId,
+    pub(crate) origin: Option<Origin>,
+    pub(crate) audience: Audience,
+    pub(crate) claims: Claims,
+    pub(crate) issued_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
+}
+
+/// How a redeem ended: a bounded label for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    Invalid,
+    Reused,
+    OriginMismatch,
+    AudienceMismatch,
+    Malformed,
+}
+
+impl Outcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Invalid => "invalid",
+            Outcome::Reused => "reused",
+            Outcome::OriginMismatch => "origin_mismatch",
+            Outcome::AudienceMismatch => "audience_mismatch",
+            Outcome::Malformed => "malformed",
+        }
+    }
+}
+
+/// A ticket that did not redeem: why, and what is known of it (never the
+/// ticket itself).
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// Never [`Outcome::Ok`].
+    pub(crate) outcome: Outcome,
+    /// A fingerprint of the ticket for logs ([`TicketKeys::reference`]);
+    /// `None` when it is malformed or its key id unknown.
+    pub(crate) ticket_ref: Option<String>,
+    /// Known when the stored value could be opened.
+    pub(crate) user: Option<UserId>,
+    pub(crate) audience: Option<Audience>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RedeemError {
+    #[error(transparent)]
+    NotPermitted(#[from] NotPermitted),
+    #[error("ticket refused: {}", .0.outcome.as_str())]
+    Refused(Refusal),
+    /// The outcome for the ticket is unknown: nothing was accepted.
+    #[error(transparent)]
+    StoreUnavailable(#[from] StoreUnavailable),
+}
+
+impl Refusal {
+    fn new(outcome: Outcome, keys: Option<&TicketKeys>) -> Self {
+        Refusal {
+            outcome,
+            ticket_ref: keys.map(TicketKeys::reference),
+            user: None,
+            audience: None,
+        }
+    }
+}
+
+impl TicketCore {
+    /// Consume a ticket for `caller`, and record the outcome (metric and
+    /// audit line) whatever it is.
+    pub(crate) async fn redeem(
+        &self,
+        caller: &Caller,
+        request: RedeemRequest<'_>,
+    ) -> Result<Redeemed, RedeemError> {
+        caller.require(Permission::Redeem)?;
+        let result = self.consume(caller, request).await;
+        match &result {
+            Ok((r, ticket_ref)) => {
+                self.metrics
+                    .redemption(Some(r.audience.as_ref()), Outcome::Ok.as_str());
+                // The audit trail of who connected to which service; its
+                // ticket_ref is what a later reuse warning names.
+                tracing::info!(
+                    caller = caller.name(),
+                    user_id = %r.user.as_ref(),
+                    audience = %r.audience.as_ref(),
+                    ticket_ref = %ticket_ref,
+                    "ticket redeemed"
+                );
+            }
+            Err(RedeemError::Refused(f)) => self.record_refusal(caller, f),
+            Err(_) => {}
+        }
+        result.map(|(r, _)| r)
+    }
+
+    fn record_refusal(&self, caller: &Caller, f: &Refusal) {
+        let outcome = f.outcome.as_str();
+        self.metrics
+            .redemption(f.audience.as_ref().map(AsRef::as_ref), outcome);
+        let user_id = f.user.as_ref().map_or("<unknown>", AsRef::as_ref);
+        let ticket_ref = f.ticket_ref.as_deref().unwrap_or("<none>");
+        if f.outcome == Outcome::Reused {
+            // A security signal: a ticket was presented after use.
+            tracing::warn!(
+                caller = caller.name(),
+                user_id,
+                ticket_ref,
+                outcome,
+                "ticket reused: a redeemed ticket was presented again (possible leak)"
+            );
+        } else {
+            tracing::info!(
+                caller = caller.name(),
+                user_id,
+                ticket_ref,
+                outcome,
+                "redeem refused"
+            );
+        }
+    }
+
+    async fn consume(
+        &self,
+        caller: &Caller,
+        request: RedeemRequest<'_>,
+    ) -> Result<(Redeemed, String), RedeemError> {
+        use Outcome as O;
+        let refuse = |outcome, keys| Err(RedeemError::Refused(Refusal::new(outcome, keys)));
+        let Ok(ticket) = Ticket::parse(request.ticket) else {
+            return refuse(O::Malformed, None);
+        };
+        // An unknown key id cannot name a stored ticket: no store access.
+        let Some(keys) = self.policy.keyring.keys_for(&ticket) else {
+            return refuse(O::Invalid, None);
+        };
+        let key = keys.store_key(&self.key_prefix);
+        let taken = self.timed("redeem", self.store.take(&key)).await?;
+        let sealed = match taken {
+            Taken::Missing => return refuse(O::Invalid, Some(&keys)),
+            Taken::Used(sealed) => {
+                let opened = open(&keys, &key, &sealed);
+                return Err(self.refusal(O::Reused, &keys, opened.as_ref()));
+            }
+            Taken::Value(sealed) => sealed,
+        };
+        let Some(payload) = open(&keys, &key, &sealed) else {
+            tracing::error!(
+                "a stored ticket failed authentication: the store was tampered with or the secret changed"
+            );
+            return refuse(O::Invalid, Some(&keys));
+        };
+        if unix_ms(SystemTime::now()) >= payload.exp {
+            return Err(self.refusal(O::Invalid, &keys, Some(&payload)));
+        }
+        let presented = request.origin.filter(|o| !o.is_empty());
+        let origin_ok = match (&payload.origin, presented) {
+            (None, None) => true,
+            // `bound` is canonical, so the usual exact match needs no parse.
+            (Some(bound), Some(seen)) => {
+                seen == bound || Origin::parse(seen).is_ok_and(|o| o.as_ref() == bound)
+            }
+            _ => false,
+        };
+        if !origin_ok {
+            return Err(self.refusal(O::OriginMismatch, &keys, Some(&payload)));
+        }
+        let audience = self.policy.bound_audience(&payload.audience);
+        let Some(audience) = audience.filter(|a| caller.may_use(a)) else {
+            return Err(self.refusal(O::AudienceMismatch, &keys, Some(&payload)));
+        };
+        // What was sealed was checked when it was minted; values that no
+        // longer parse (rules tightened since) fail closed.
+        let origin = match &payload.origin {
+            None => None,
+            Some(o) => match self.policy.bound_origin(o) {
+                Some(o) => Some(o),
+                None => return Err(self.refusal(O::Invalid, &keys, Some(&payload))),
+            },
+        };
+        let Ok(user) = UserId::parse(payload.user_id) else {
+            return refuse(O::Invalid, Some(&keys));
+        };
+        let redeemed = Redeemed {
+            user,
+            origin,
+            audience,
+            claims: payload.claims,
+            issued_at: from_unix_ms(payload.iat),
+            expires_at: from_unix_ms(payload.exp),
+        };
+        Ok((redeemed, keys.reference()))
+    }
+
+    /// A refusal with what the opened payload tells (user and audience).
+    fn refusal(
+        &self,
+        outcome: Outcome,
+        keys: &TicketKeys,
+        payload: Option<&Opened>,
+    ) -> RedeemError {
+        let mut refusal = Refusal::new(outcome, Some(keys));
+        if let Some(p) = payload {
+            refusal.user = UserId::parse(p.user_id.clone()).ok();
+            refusal.audience = self.policy.bound_audience(&p.audience);
+        }
+        RedeemError::Refused(refusal)
+    }
+}
+
+fn open(keys: &TicketKeys, key: &str, sealed: &[u8]) -> Option<Opened> {
+    let plain = keys.open(key, sealed)?;
+    serde_json::from_slice(&plain).ok()
+}

@@ -1,0 +1,406 @@
+//! The one mapping from outcomes to HTTP. Every failure, including actix's
+//! own extractor rejections and unknown routes, leaves the server as an
+//! RFC 9457 `application/problem+json` body with a stable `code`.
+//!
+//! [`Code::row`] is the table: each code's name, status, title, default
+//! detail and extra header, stated once. The `From` impls below map the
+//! core's and the authenticator's errors onto codes. A new code is one row
+//! (and, if something produces it, one arm in a `From`).
+//!
+//! Details are written by us, never copied from input: a ticket or a key that
+//! a client put in the wrong field must not be echoed back.
+
+use crate::auth::{AuthError, NotPermitted};
+use crate::core::{MintError, Outcome, RedeemError, StoreUnavailable};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The enum of codes and `Code::ALL`, from one list, so neither can miss one.
+macro_rules! codes {
+    ($($name:ident),* $(,)?) => {
+        /// Every problem code the server can send.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($name),*
+        }
+
+        impl Code {
+            pub const ALL: &[Code] = &[$(Code::$name),*];
+        }
+    };
+}
+
+codes![
+    InvalidRequest,
+    Unauthenticated,
+    Forbidden,
+    OriginNotAllowed,
+    OriginMismatch,
+    AudienceMismatch,
+    TicketInvalid,
+    TicketReused,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    StoreUnavailable,
+    AuthUnavailable,
+    ShuttingDown,
+    Internal,
+];
+
+/// An extra response header of a code: a fixed value, or one the error
+/// carries (see [`ApiError::with_header`]).
+#[derive(Debug, Clone)]
+pub enum Extra {
+    Fixed(HeaderName, &'static str),
+    FromError(HeaderName),
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub code: &'static str,
+    pub status: StatusCode,
+    pub title: &'static str,
+    /// The detail unless the error brings its own.
+    pub detail: &'static str,
+    pub extra: Option<Extra>,
+}
+
+const fn row(
+    code: &'static str,
+    status: StatusCode,
+    title: &'static str,
+    detail: &'static str,
+) -> Row {
+    Row {
+        code,
+        status,
+        title,
+        detail,
+        extra: None,
+    }
+}
+
+impl Code {
+    /// The table (docs/contract.md, "Problem codes").
+    pub fn row(self) -> Row {
+        use StatusCode as S;
+        match self {
+            Code::InvalidRequest => row(
+                "invalid_request",
+                S::BAD_REQUEST,
+                "Invalid request",
+                "the request is not valid",
+            ),
+            Code::Unauthenticated => Row {
+                extra: Some(Extra::Fixed(header::WWW_AUTHENTICATE, "Bearer")),
+                ..row(
+                    "unauthenticated",
+                    S::UNAUTHORIZED,
+                    "Unauthenticated",
+                    "a valid credential is required: Authorization: Bearer <credential>",
+                )
+            },
+            Code::Forbidden => row(
+                "forbidden",
+                S::FORBIDDEN,
+                "Forbidden",
+                "this caller may not do that",
+            ),
+            Code::OriginNotAllowed => row(
+                "origin_not_allowed",
+                S::FORBIDDEN,
+                "Origin not allowed",
+                "the origin is not in tickets.allowed_origins",
+            ),
+            Code::OriginMismatch => row(
+                "origin_mismatch",
+                S::FORBIDDEN,
+                "Origin mismatch",
+                "the ticket was minted for another origin; it has been consumed",
+            ),
+            Code::AudienceMismatch => row(
+                "audience_mismatch",
+                S::FORBIDDEN,
+                "Audience mismatch",
+                "this caller may not redeem the ticket's audience; it has been consumed",
+            ),
+            Code::TicketInvalid => row(
+                "ticket_invalid",
+                S::NOT_FOUND,
+                "Ticket invalid",
+                "the ticket is unknown, expired or revoked",
+            ),
+            Code::TicketReused => row(
+                "ticket_reused",
+                S::CONFLICT,
+                "Ticket reused",
+                "the ticket has already been redeemed",
+            ),
+            Code::NotFound => row("not_found", S::NOT_FOUND, "Not found", "no such route"),
+            Code::MethodNotAllowed => Row {
+                extra: Some(Extra::FromError(header::ALLOW)),
+                ..row(
+                    "method_not_allowed",
+                    S::METHOD_NOT_ALLOWED,
+                    "Method not allowed",
+                    "this route does not answer that method",
+                )
+            },
+            Code::PayloadTooLarge => row(
+                "payload_too_large",
+                S::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                "request bodies are limited to 16 KiB",
+            ),
+            Code::UnsupportedMediaType => row(
+                "unsupported_media_type",
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                "the request body must be application/json",
+            ),
+            Code::StoreUnavailable => row(
+                "store_unavailable",
+                S::SERVICE_UNAVAILABLE,
+                "Store unavailable",
+                "the ticket store failed or did not answer in time; nothing was issued or accepted",
+            ),
+            Code::AuthUnavailable => row(
+                "auth_unavailable",
+                S::SERVICE_UNAVAILABLE,
+                "Authentication unavailable",
+                "the identity provider or forward-auth endpoint did not answer usably; try again",
+            ),
+            Code::ShuttingDown => row(
+                "shutting_down",
+                S::SERVICE_UNAVAILABLE,
+                "Shutting down",
+                "this instance is draining before it stops",
+            ),
+            Code::Internal => row(
+                "internal",
+                S::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                "unexpected error",
+            ),
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn as_str(self) -> &'static str {
+        self.row().code
+    }
+}
+
+/// The error every handler and extractor answers with.
+#[derive(Debug)]
+pub struct ApiError {
+    code: Code,
+    detail: Option<Cow<'static, str>>,
+    header: Option<HeaderValue>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail())
+    }
+}
+
+impl From<Code> for ApiError {
+    fn from(code: Code) -> Self {
+        ApiError {
+            code,
+            detail: None,
+            header: None,
+        }
+    }
+}
+
+impl ApiError {
+    pub(crate) fn with_detail(code: Code, detail: impl Into<Cow<'static, str>>) -> Self {
+        ApiError {
+            detail: Some(detail.into()),
+            ..ApiError::from(code)
+        }
+    }
+
+    /// `invalid_request` with a detail in our own words.
+    pub(crate) fn invalid(detail: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::with_detail(Code::InvalidRequest, detail)
+    }
+
+    /// The value of the code's [`Extra::FromError`] header.
+    pub(crate) fn with_header(mut self, value: HeaderValue) -> Self {
+        self.header = Some(value);
+        self
+    }
+
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    pub(crate) fn detail(&self) -> &str {
+        self.detail.as_deref().unwrap_or(self.code.row().detail)
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: &'a str,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.row().status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let row = self.code.row();
+        let body = Problem {
+            kind: format!("urn:wsticket:problem:{}", row.code),
+            title: row.title,
+            status: row.status.as_u16(),
+            code: row.code,
+            detail: self.detail(),
+        };
+        let mut res = HttpResponse::build(row.status);
+        res.insert_header((header::CONTENT_TYPE, "application/problem+json"))
+            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        match (&row.extra, &self.header) {
+            (Some(Extra::Fixed(name, value)), _) => {
+                res.insert_header((name.clone(), HeaderValue::from_static(value)));
+            }
+            (Some(Extra::FromError(name)), Some(value)) => {
+                res.insert_header((name.clone(), value.clone()));
+            }
+            _ => {}
+        }
+        // Serialising a struct of strings and an integer cannot fail.
+        res.body(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+// ---- what the core and the authenticator say, as codes ---------------------
+
+impl From<StoreUnavailable> for ApiError {
+    fn from(_: StoreUnavailable) -> Self {
+        Code::StoreUnavailable.into()
+    }
+}
+
+impl From<NotPermitted> for ApiError {
+    fn from(e: NotPermitted) -> Self {
+        ApiError::with_detail(Code::Forbidden, e.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated(_) => Code::Unauthenticated.into(),
+            AuthError::Unavailable(_) => Code::AuthUnavailable.into(),
+        }
+    }
+}
+
+impl From<MintError> for ApiError {
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::Invalid(detail) => ApiError::with_detail(Code::InvalidRequest, detail),
+            MintError::Forbidden(detail) => ApiError::with_detail(Code::Forbidden, detail),
+            MintError::OriginNotAllowed => Code::OriginNotAllowed.into(),
+            MintError::StoreUnavailable(e) => e.into(),
+            MintError::Internal => Code::Internal.into(),
+        }
+    }
+}
+
+impl From<RedeemError> for ApiError {
+    fn from(e: RedeemError) -> Self {
+        match e {
+            RedeemError::NotPermitted(e) => e.into(),
+            RedeemError::StoreUnavailable(e) => e.into(),
+            RedeemError::Refused(r) => match r.outcome {
+                Outcome::Malformed => ApiError::invalid(
+                    "ticket does not have the form wst_<kid>_<43 base64url characters>",
+                ),
+                Outcome::Invalid => Code::TicketInvalid.into(),
+                Outcome::Reused => Code::TicketReused.into(),
+                Outcome::OriginMismatch => Code::OriginMismatch.into(),
+                Outcome::AudienceMismatch => Code::AudienceMismatch.into(),
+                // A refusal is never Ok; should one be, it must not pass.
+                Outcome::Ok => Code::Internal.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    #[test]
+    fn problem_body_has_every_field_and_no_store() {
+        let res = ApiError::from(Code::TicketReused).error_response();
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            res.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/problem+json"
+        );
+        assert_eq!(
+            res.headers().get(header::CACHE_CONTROL).unwrap(),
+            "no-store"
+        );
+        let body = res.into_body().try_into_bytes().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], "ticket_reused");
+        assert_eq!(v["status"], 409);
+        assert_eq!(v["type"], "urn:wsticket:problem:ticket_reused");
+        assert!(v["title"].is_string() && v["detail"].is_string());
+    }
+
+    #[test]
+    fn unauthenticated_carries_www_authenticate() {
+        let res = ApiError::from(Code::Unauthenticated).error_response();
+        assert_eq!(
+            res.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            "Bearer"
+        );
+    }
+
+    #[test]
+    fn a_header_from_the_error_is_sent_only_for_its_code() {
+        let res = ApiError::from(Code::MethodNotAllowed)
+            .with_header(HeaderValue::from_static("GET"))
+            .error_response();
+        assert_eq!(res.headers().get(header::ALLOW).unwrap(), "GET");
+        let res = ApiError::from(Code::NotFound)
+            .with_header(HeaderValue::from_static("GET"))
+            .error_response();
+        assert!(res.headers().get(header::ALLOW).is_none());
+    }
+
+    #[test]
+    fn every_code_is_listed_once_with_a_distinct_name() {
+        let mut names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Code::ALL.len());
+        for c in Code::ALL {
+            let r = c.row();
+            assert!(r.status.is_client_error() || r.status.is_server_error());
+        }
+    }
+}
