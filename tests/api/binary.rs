@@ -229,6 +229,27 @@ fn check_config_names_the_bad_field() {
 
     let missing = check_config(Path::new("/nonexistent/wsticket.toml"));
     assert_eq!(missing.status.code(), Some(2));
+
+    // A value of the wrong type: the field by name, not the value.
+    let typed = temp_file("typed.toml", "[tickets]\nmax_ttl_secs = \"ten\"\n");
+    let out = check_config(&typed);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tickets.max_ttl_secs"), "{err}");
+    assert!(!err.contains("ten"), "{err}");
+}
+
+/// A configuration in which nobody can mint is valid, and check-config
+/// says what `serve` would warn about.
+#[test]
+fn check_config_prints_the_start_up_warnings() {
+    let out = assert_config_ok(&temp_file("nobody.toml", "[tickets]\n"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: ") && err.contains("nobody can mint"),
+        "{err}"
+    );
+    assert!(err.contains("allowed_origins is empty"), "{err}");
 }
 
 /// `wsticket check-config --config <path>`.

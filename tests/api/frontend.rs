@@ -464,6 +464,10 @@ async fn start_forward_app() -> ForwardApp {
                             return HttpResponse::Ok()
                                 .json(json!({"user_id": 4242, "claims": {"via": "token"}}));
                         }
+                        // Django REST framework's TokenAuthentication.
+                        if h("authorization") == "Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b" {
+                            return HttpResponse::Ok().json(json!({"user_id": "drf-user"}));
+                        }
                         if h("authorization") == "Bearer banned-token" {
                             return HttpResponse::Forbidden().finish();
                         }
@@ -592,6 +596,53 @@ async fn forward_auth_accepts_a_cookie_or_a_token_and_refuses_the_rest() {
         .await
         .expect(401, Some("unauthenticated"));
     assert_eq!(fwd.seen.lock().unwrap().len(), before);
+}
+
+/// Django REST framework clients send `Authorization: Token <key>`: any
+/// scheme but a Bearer API key or a Bearer JWT goes to forward auth. An API
+/// key in any other form is refused without asking the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_auth_takes_any_other_scheme_but_never_an_api_key() {
+    let fwd = start_forward_app().await;
+    let app = spawn_auth(&forward_config(&format!("{}/whoami", fwd.base))).await;
+    let mint = |authorization: String| {
+        let app = &app;
+        async move {
+            let headers = [
+                ("authorization", authorization.as_str()),
+                ("content-type", "application/json"),
+                ("origin", ORIGIN),
+            ];
+            app.post_raw("/v1/tickets", &headers, b"{}".to_vec()).await
+        }
+    };
+    let asked = || fwd.seen.lock().unwrap().len();
+
+    let r = mint("Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b".into()).await;
+    r.expect(201, None);
+    let redeemed = app
+        .redeem(r.body["ticket"].as_str().unwrap(), Some(ORIGIN))
+        .await;
+    redeemed.expect(200, None);
+    assert_eq!(redeemed.body["user_id"], "drf-user");
+
+    let before = asked();
+    mint("Token not-a-known-key".into())
+        .await
+        .expect(401, Some("unauthenticated"));
+    assert_eq!(asked(), before + 1, "the app judges other schemes");
+
+    let before = asked();
+    for authorization in [
+        format!("Token {ISSUER}"),
+        format!("Basic {ISSUER}"),
+        ISSUER.to_owned(),
+    ] {
+        mint(authorization)
+            .await
+            .expect(401, Some("unauthenticated"));
+    }
+    assert_eq!(asked(), before, "an API key was forwarded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
