@@ -1,5 +1,5 @@
 /// The user a ticket is minted for: 1–256 bytes of UTF-8 without control
-/// characters (SPEC, mint).
+/// characters (docs/contract.md, "Mint").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserId(String);
 

@@ -135,7 +135,7 @@ impl Code {
                 "ticket_invalid",
                 S::NOT_FOUND,
                 "Ticket invalid",
-                "the ticket is unknown, expired or revoked",
+                "the ticket is unknown or expired",
             ),
             Code::TicketReused => row(
                 "ticket_reused",

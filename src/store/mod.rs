@@ -33,7 +33,7 @@ pub(crate) enum Taken {
     Value(Vec<u8>),
     /// The key was already marked used: this ticket was redeemed before. The
     /// sealed value is kept behind the mark so that a reuse can be logged with
-    /// the user it was minted for (SPEC: reuse is logged with the user id).
+    /// the user it was minted for (docs/contract.md: a reuse is logged with its user id).
     Used(Vec<u8>),
     /// No such key (never minted, expired, or the store lost it).
     Missing,

@@ -2,7 +2,9 @@
 //! runs the same behavioural suite against the in-memory store and a real
 //! Redis (`WSTICKET_TEST_REDIS_URL`, or a `redis-server` it starts itself).
 
+mod architecture;
 pub mod binary;
+mod docs;
 mod frontend;
 mod helpers;
 mod http_edge;
