@@ -19,7 +19,7 @@ use std::process::ExitCode;
     about = "Single-use, origin-bound tickets for WebSocket handshakes"
 )]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]

@@ -61,7 +61,7 @@ impl ServerSecret {
     }
 
     /// A new random secret (for `keygen` and the in-memory default).
-    pub fn generate(id: &str) -> Result<Self, String> {
+    pub(crate) fn generate(id: &str) -> Result<Self, String> {
         let id = KeyId::parse(id).map_err(str::to_owned)?;
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng
@@ -89,12 +89,12 @@ impl ServerSecret {
 
 /// All configured server secrets; the first one mints.
 #[derive(Debug, Clone)]
-pub struct Keyring {
+pub(crate) struct Keyring {
     secrets: Vec<ServerSecret>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CryptoError {
+pub(crate) enum CryptoError {
     #[error("the OS random generator failed")]
     Random,
     #[error("sealing failed")]
@@ -102,7 +102,7 @@ pub enum CryptoError {
 }
 
 impl Keyring {
-    pub fn new(secrets: Vec<ServerSecret>) -> Result<Self, String> {
+    pub(crate) fn new(secrets: Vec<ServerSecret>) -> Result<Self, String> {
         if secrets.is_empty() {
             return Err("at least one ticket secret is required".into());
         }
@@ -114,12 +114,12 @@ impl Keyring {
         Ok(Keyring { secrets })
     }
 
-    pub fn minting_kid(&self) -> &KeyId {
+    pub(crate) fn minting_kid(&self) -> &KeyId {
         &self.secrets[0].id
     }
 
     /// A fresh ticket under the minting secret, with its derived keys.
-    pub fn mint(&self) -> Result<(Ticket, TicketKeys), CryptoError> {
+    pub(crate) fn mint(&self) -> Result<(Ticket, TicketKeys), CryptoError> {
         let secret = &self.secrets[0];
         let ticket = Ticket::generate(secret.id.clone()).map_err(|_| CryptoError::Random)?;
         let keys = TicketKeys::derive(secret, &ticket);
@@ -128,7 +128,7 @@ impl Keyring {
 
     /// The derived keys, or `None` when the ticket's key id is unknown (then
     /// the ticket cannot exist and the store need not be asked).
-    pub fn keys_for(&self, ticket: &Ticket) -> Option<TicketKeys> {
+    pub(crate) fn keys_for(&self, ticket: &Ticket) -> Option<TicketKeys> {
         self.secrets
             .iter()
             .find(|s| &s.id == ticket.kid())
@@ -138,7 +138,7 @@ impl Keyring {
 
 type HmacSha256 = Hmac<Sha256>;
 
-pub struct TicketKeys {
+pub(crate) struct TicketKeys {
     storage_id: [u8; 32],
     sealing_key: Zeroizing<[u8; 32]>,
 }
@@ -169,7 +169,7 @@ impl TicketKeys {
     }
 
     /// `<prefix>t:<base64url storage id>`.
-    pub fn store_key(&self, prefix: &str) -> String {
+    pub(crate) fn store_key(&self, prefix: &str) -> String {
         format!("{prefix}t:{}", URL_SAFE_NO_PAD.encode(self.storage_id))
     }
 
@@ -177,7 +177,7 @@ impl TicketKeys {
     /// characters (72 bits) of the base64url storage id, an HMAC of the
     /// ticket that reveals nothing about it. The same ticket gives the same
     /// reference when minted, redeemed and presented again.
-    pub fn reference(&self) -> String {
+    pub(crate) fn reference(&self) -> String {
         let mut r = URL_SAFE_NO_PAD.encode(&self.storage_id[..9]);
         r.truncate(12);
         r
@@ -189,7 +189,7 @@ impl TicketKeys {
 
     /// `0x01 || nonce || ciphertext+tag`. Each sealing key seals exactly one
     /// value; the random nonce is belt and braces.
-    pub fn seal(&self, store_key: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub(crate) fn seal(&self, store_key: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let ct = self
@@ -211,7 +211,7 @@ impl TicketKeys {
 
     /// `None` for anything that was not sealed by `seal` under this key and
     /// this store key.
-    pub fn open(&self, store_key: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    pub(crate) fn open(&self, store_key: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         let (&version, rest) = sealed.split_first()?;
         if version != SEALED_V1 || rest.len() < NONCE_LEN {
             return None;

@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
+pub(crate) fn init() {
     let filter = std::env::var("WSTICKET_LOG").unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
         eprintln!("WSTICKET_LOG is not a valid filter ({e}); using \"info\"");

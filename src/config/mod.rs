@@ -262,7 +262,7 @@ impl Settings {
 
     /// What a valid configuration may still get wrong: `serve` logs these at
     /// start and `check-config` prints them.
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.dev_mode {
             out.push(
@@ -296,7 +296,7 @@ impl Settings {
     }
 
     /// One line for `check-config`: what this configuration runs.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let store = match self.store.backend {
             StoreBackend::Memory { .. } => "memory",
             StoreBackend::Redis(_) => "redis",

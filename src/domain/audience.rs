@@ -26,14 +26,14 @@ impl AsRef<str> for Audience {
 /// The audiences a caller may mint or redeem tickets for: all configured
 /// ones, or a subset (`audiences` of a client or a frontend method).
 #[derive(Debug, Clone, Default)]
-pub enum AudienceScope {
+pub(crate) enum AudienceScope {
     #[default]
     All,
     Only(Arc<HashSet<Audience>>),
 }
 
 impl AudienceScope {
-    pub fn allows(&self, audience: &Audience) -> bool {
+    pub(crate) fn allows(&self, audience: &Audience) -> bool {
         match self {
             AudienceScope::All => true,
             AudienceScope::Only(set) => set.contains(audience),

@@ -7,7 +7,7 @@ use std::fmt;
 /// kept as its JSON text. It is serialised once when the ticket is minted,
 /// sealed as it is, and written into the redeem answer without being parsed
 /// into values again.
-pub struct Claims(Box<RawValue>);
+pub(crate) struct Claims(Box<RawValue>);
 
 impl fmt::Debug for Claims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -18,26 +18,22 @@ impl fmt::Debug for Claims {
 
 impl Claims {
     /// `{}`.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Claims::from_map(&Map::new())
     }
 
-    pub fn from_map(map: &Map<String, Value>) -> Self {
+    pub(crate) fn from_map(map: &Map<String, Value>) -> Self {
         // Serialising a map of JSON values cannot fail (its keys are strings).
         let text = serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned());
         Claims(RawValue::from_string(text).unwrap_or_else(|_| empty_raw()))
     }
 
     /// Serialised size in bytes (what `tickets.max_claims_bytes` limits).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.get().len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.get() == "{}"
-    }
-
-    pub fn as_raw(&self) -> &RawValue {
+    pub(crate) fn as_raw(&self) -> &RawValue {
         &self.0
     }
 }
@@ -83,7 +79,7 @@ mod tests {
         let back: Claims = serde_json::from_str(r#"{"x": 1}"#).unwrap();
         assert_eq!(back.as_raw().get(), r#"{"x": 1}"#);
         assert!(serde_json::from_str::<Claims>("[1]").is_err());
-        assert!(Claims::empty().is_empty());
+        assert_eq!(Claims::empty().as_raw().get(), "{}");
         assert_eq!(format!("{c:?}"), "Claims(25 bytes)");
     }
 }

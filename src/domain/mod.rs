@@ -7,8 +7,9 @@ mod origin;
 mod ticket;
 mod user_id;
 
-pub use audience::{Audience, AudienceScope};
-pub use claims::Claims;
+pub use audience::Audience;
+pub(crate) use audience::AudienceScope;
+pub(crate) use claims::Claims;
 pub use origin::{Origin, OriginAllowlist, OriginError};
 pub use ticket::{KeyId, TICKET_PREFIX, Ticket, TicketSyntaxError};
 pub use user_id::UserId;

@@ -233,11 +233,11 @@ impl OriginAllowlist {
                 }))
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcards.is_empty()
     }
 
-    pub fn push_exact(&mut self, origin: Origin) {
+    pub(crate) fn push_exact(&mut self, origin: Origin) {
         self.exact.insert(origin.serialized.clone(), origin);
     }
 
@@ -245,7 +245,7 @@ impl OriginAllowlist {
     /// common case (browsers send canonical origins), answered without
     /// parsing. `raw` is then canonical, so `Origin::parse(raw)` would give
     /// the same origin; anything else returns `None` and must be parsed.
-    pub fn exact_entry(&self, raw: &str) -> Option<&Origin> {
+    pub(crate) fn exact_entry(&self, raw: &str) -> Option<&Origin> {
         self.exact.get(raw)
     }
 }

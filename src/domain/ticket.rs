@@ -55,7 +55,7 @@ impl fmt::Debug for Ticket {
 
 impl Ticket {
     /// 32 fresh bytes from the operating system's CSPRNG.
-    pub fn generate(kid: KeyId) -> Result<Self, rand::rand_core::OsError> {
+    pub(crate) fn generate(kid: KeyId) -> Result<Self, rand::rand_core::OsError> {
         let mut secret = Zeroizing::new([0u8; 32]);
         OsRng.try_fill_bytes(secret.as_mut())?;
         Ok(Ticket { kid, secret })

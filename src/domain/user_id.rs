@@ -18,10 +18,6 @@ impl UserId {
         }
         Ok(UserId(s))
     }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
 }
 
 impl AsRef<str> for UserId {

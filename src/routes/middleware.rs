@@ -3,7 +3,9 @@
 //! Each is a function for `App::wrap_fn`, so `startup` only wires them.
 
 use super::cors::{self, CORS_ROUTE};
+use crate::auth::API_KEY_PREFIX;
 use crate::core::TicketCore;
+use crate::domain::TICKET_PREFIX;
 use crate::metrics::Metrics;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
@@ -23,7 +25,7 @@ fn request_id(given: Option<&HeaderValue>) -> String {
         (1..=128).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-            && !["wst_", "wsk_"]
+            && ![TICKET_PREFIX, API_KEY_PREFIX]
                 .iter()
                 .any(|p| s.get(..4).is_some_and(|h| h.eq_ignore_ascii_case(p)))
     };

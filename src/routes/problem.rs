@@ -56,20 +56,20 @@ codes![
 /// An extra response header of a code: a fixed value, or one the error
 /// carries (see [`ApiError::with_header`]).
 #[derive(Debug, Clone)]
-pub enum Extra {
+pub(crate) enum Extra {
     Fixed(HeaderName, &'static str),
     FromError(HeaderName),
 }
 
 /// One row of the table.
 #[derive(Debug, Clone)]
-pub struct Row {
-    pub code: &'static str,
-    pub status: StatusCode,
-    pub title: &'static str,
+pub(crate) struct Row {
+    pub(crate) code: &'static str,
+    pub(crate) status: StatusCode,
+    pub(crate) title: &'static str,
     /// The detail unless the error brings its own.
-    pub detail: &'static str,
-    pub extra: Option<Extra>,
+    pub(crate) detail: &'static str,
+    pub(crate) extra: Option<Extra>,
 }
 
 const fn row(
@@ -89,7 +89,7 @@ const fn row(
 
 impl Code {
     /// The table (docs/contract.md, "Problem codes").
-    pub fn row(self) -> Row {
+    pub(crate) fn row(self) -> Row {
         use StatusCode as S;
         match self {
             Code::InvalidRequest => row(
@@ -200,7 +200,7 @@ impl Code {
 
 /// The error every handler and extractor answers with.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     code: Code,
     detail: Option<Cow<'static, str>>,
     header: Option<HeaderValue>,
@@ -241,7 +241,8 @@ impl ApiError {
         self
     }
 
-    pub fn code(&self) -> Code {
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> Code {
         self.code
     }
 
@@ -390,6 +391,12 @@ mod tests {
             .with_header(HeaderValue::from_static("GET"))
             .error_response();
         assert!(res.headers().get(header::ALLOW).is_none());
+    }
+
+    #[test]
+    fn the_body_limit_is_the_one_the_detail_names() {
+        assert_eq!(super::super::MAX_BODY_BYTES, 16 * 1024);
+        assert!(Code::PayloadTooLarge.row().detail.contains("16 KiB"));
     }
 
     #[test]

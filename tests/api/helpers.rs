@@ -32,8 +32,9 @@ fn sha(key: &str) -> String {
     wsticket::auth::key_sha256_hex(key)
 }
 
-/// The configuration every test starts from; `extra` is appended to
-/// `[tickets]` (TOML keys), `extra_top` goes before all tables.
+/// The configuration every test starts from: the store of `backend` (for
+/// `Redis`, at `redis_url` or the shared test Redis) under `prefix`, with
+/// `tickets_extra` appended to `[tickets]` (TOML keys).
 pub fn base_config(
     backend: Backend,
     redis_url: Option<&str>,

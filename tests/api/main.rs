@@ -1,6 +1,7 @@
 //! One integration-test binary: it spawns the real application on port 0 and
-//! runs the same behavioural suite against the in-memory store and a real
-//! Redis (`WSTICKET_TEST_REDIS_URL`, or a `redis-server` it starts itself).
+//! runs the same behavioural suite against four backends: the in-memory
+//! store, a real Redis (`WSTICKET_TEST_REDIS_URL`, or a `redis-server` it
+//! starts itself), a Redis Cluster and a Sentinel set-up.
 
 mod architecture;
 pub mod binary;

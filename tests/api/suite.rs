@@ -6,44 +6,27 @@ use crate::helpers::*;
 use serde_json::json;
 use std::time::Duration;
 
-macro_rules! for_both_stores {
+/// Each test once per backend: a module per backend, a test per name.
+macro_rules! for_every_store {
     ($($name:ident),* $(,)?) => {
-        mod memory {
+        for_every_store!(@backend memory, Memory, $($name),*);
+        for_every_store!(@backend redis, Redis, $($name),*);
+        for_every_store!(@backend cluster, Cluster, $($name),*);
+        for_every_store!(@backend sentinel, Sentinel, $($name),*);
+    };
+    (@backend $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::Backend::Memory).await
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Redis).await
-                }
-            )*
-        }
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Cluster).await
-                }
-            )*
-        }
-        mod sentinel {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sentinel).await
+                    super::$name(super::Backend::$backend).await
                 }
             )*
         }
     };
 }
 
-for_both_stores!(
+for_every_store!(
     mint_then_redeem_returns_what_was_bound,
     a_second_redeem_is_reuse,
     expired_tickets_are_invalid,
