@@ -4,12 +4,15 @@
 //! values are derived with HMAC-SHA256 under distinct labels:
 //!
 //! * the **storage id**, which names the store key `<prefix>t:<id>`;
-//! * the **sealing key**, a ChaCha20-Poly1305 key for the payload, with the
-//!   store key as associated data.
+//! * the **sealing key**, a ChaCha20-Poly1305 key for the ticket's two
+//!   records: the **fresh** record (what the first redeem gets) and the
+//!   **used** record (what is left once the ticket is redeemed). The
+//!   associated data is the record's kind and the store key.
 //!
 //! So the store never holds a ticket, a user id or an origin in clear; a value
-//! moved under another key does not open; and whoever can write to the store
-//! but lacks the server secret cannot make a value that opens.
+//! moved under another key does not open; a used record never opens as a
+//! fresh one; and whoever can write to the store but lacks the server secret
+//! cannot make a value that opens.
 
 use crate::domain::{KeyId, Ticket};
 use base64::Engine;
@@ -25,6 +28,25 @@ use zeroize::Zeroizing;
 /// Version byte in front of every sealed value.
 const SEALED_V1: u8 = 1;
 const NONCE_LEN: usize = 12;
+
+/// Which of a ticket's two records a sealed value is: part of its
+/// associated data, so that one never opens as the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Record {
+    Fresh,
+    Used,
+}
+
+impl Record {
+    /// `<kind>\0<store key>`.
+    fn associated_data(self, store_key: &str) -> Vec<u8> {
+        let kind: &[u8] = match self {
+            Record::Fresh => b"fresh",
+            Record::Used => b"used",
+        };
+        [kind, b"\0", store_key.as_bytes()].concat()
+    }
+}
 
 /// One `{id, secret}` entry of `tickets.secrets`.
 #[derive(Clone)]
@@ -187,9 +209,14 @@ impl TicketKeys {
         ChaCha20Poly1305::new(Key::from_slice(self.sealing_key.as_ref()))
     }
 
-    /// `0x01 || nonce || ciphertext+tag`. Each sealing key seals exactly one
-    /// value; the random nonce is belt and braces.
-    pub(crate) fn seal(&self, store_key: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    /// `0x01 || nonce || ciphertext+tag`. Each sealing key seals the two
+    /// records of one ticket, each under a fresh random nonce.
+    pub(crate) fn seal(
+        &self,
+        record: Record,
+        store_key: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let ct = self
@@ -198,7 +225,7 @@ impl TicketKeys {
                 Nonce::from_slice(&nonce),
                 Payload {
                     msg: plaintext,
-                    aad: store_key.as_bytes(),
+                    aad: &record.associated_data(store_key),
                 },
             )
             .map_err(|_| CryptoError::Seal)?;
@@ -209,9 +236,14 @@ impl TicketKeys {
         Ok(out)
     }
 
-    /// `None` for anything that was not sealed by `seal` under this key and
-    /// this store key.
-    pub(crate) fn open(&self, store_key: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    /// `None` for anything that was not sealed by `seal` under this key, for
+    /// this record and this store key.
+    pub(crate) fn open(
+        &self,
+        record: Record,
+        store_key: &str,
+        sealed: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
         let (&version, rest) = sealed.split_first()?;
         if version != SEALED_V1 || rest.len() < NONCE_LEN {
             return None;
@@ -222,7 +254,7 @@ impl TicketKeys {
                 Nonce::from_slice(nonce),
                 Payload {
                     msg: ct,
-                    aad: store_key.as_bytes(),
+                    aad: &record.associated_data(store_key),
                 },
             )
             .ok()
@@ -267,8 +299,11 @@ mod tests {
         let ring = ring(&["k1"]);
         let (_t, keys) = ring.mint().unwrap();
         let key = keys.store_key("p:");
-        let sealed = keys.seal(&key, b"payload").unwrap();
-        assert_eq!(keys.open(&key, &sealed).unwrap().as_slice(), b"payload");
+        let sealed = keys.seal(Record::Fresh, &key, b"payload").unwrap();
+        assert_eq!(
+            keys.open(Record::Fresh, &key, &sealed).unwrap().as_slice(),
+            b"payload"
+        );
     }
 
     #[test]
@@ -276,16 +311,37 @@ mod tests {
         let ring = ring(&["k1"]);
         let (_t, keys) = ring.mint().unwrap();
         let key = keys.store_key("p:");
-        let sealed = keys.seal(&key, br#"{"u":"alice"}"#).unwrap();
+        let sealed = keys.seal(Record::Fresh, &key, br#"{"u":"alice"}"#).unwrap();
         for i in 0..sealed.len() {
             for bit in [0x01u8, 0x80] {
                 let mut bad = sealed.clone();
                 bad[i] ^= bit;
-                assert!(keys.open(&key, &bad).is_none(), "byte {i} bit {bit:#x}");
+                assert!(
+                    keys.open(Record::Fresh, &key, &bad).is_none(),
+                    "byte {i} bit {bit:#x}"
+                );
             }
         }
-        assert!(keys.open(&key, &sealed[..sealed.len() - 1]).is_none());
-        assert!(keys.open(&key, &[]).is_none());
+        assert!(
+            keys.open(Record::Fresh, &key, &sealed[..sealed.len() - 1])
+                .is_none()
+        );
+        assert!(keys.open(Record::Fresh, &key, &[]).is_none());
+    }
+
+    #[test]
+    fn a_used_record_never_opens_as_a_fresh_one() {
+        let ring = ring(&["k1"]);
+        let (_t, keys) = ring.mint().unwrap();
+        let key = keys.store_key("p:");
+        let used = keys.seal(Record::Used, &key, b"payload").unwrap();
+        assert!(keys.open(Record::Fresh, &key, &used).is_none());
+        assert_eq!(
+            keys.open(Record::Used, &key, &used).unwrap().as_slice(),
+            b"payload"
+        );
+        let fresh = keys.seal(Record::Fresh, &key, b"payload").unwrap();
+        assert!(keys.open(Record::Used, &key, &fresh).is_none());
     }
 
     #[test]
@@ -295,12 +351,16 @@ mod tests {
         let (_b, keys_b) = ring.mint().unwrap();
         let key_a = keys_a.store_key("p:");
         let key_b = keys_b.store_key("p:");
-        let sealed = keys_a.seal(&key_a, b"payload").unwrap();
+        let sealed = keys_a.seal(Record::Fresh, &key_a, b"payload").unwrap();
         // Under ticket b's key, neither b's sealing key nor a's opens it.
-        assert!(keys_b.open(&key_b, &sealed).is_none());
-        assert!(keys_a.open(&key_b, &sealed).is_none());
+        assert!(keys_b.open(Record::Fresh, &key_b, &sealed).is_none());
+        assert!(keys_a.open(Record::Fresh, &key_b, &sealed).is_none());
         // Same ticket, other prefix: the associated data differs.
-        assert!(keys_a.open(&keys_a.store_key("q:"), &sealed).is_none());
+        assert!(
+            keys_a
+                .open(Record::Fresh, &keys_a.store_key("q:"), &sealed)
+                .is_none()
+        );
     }
 
     #[test]
@@ -312,8 +372,8 @@ mod tests {
         assert_eq!(keys.store_key(""), again.store_key(""));
         let other = ring_b.keys_for(&t).unwrap();
         assert_ne!(keys.store_key(""), other.store_key(""));
-        let sealed = keys.seal("k", b"x").unwrap();
-        assert!(other.open("k", &sealed).is_none());
+        let sealed = keys.seal(Record::Fresh, "k", b"x").unwrap();
+        assert!(other.open(Record::Fresh, "k", &sealed).is_none());
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! ticket is for, where it may be used, which service, how long, what it
 //! carries), then sealed and stored.
 
-use super::payload::Sealing;
+use super::payload::{Sealing, SealingUsed};
 use super::{StoreUnavailable, TicketCore, unix_ms};
 use crate::auth::{Caller, Permission};
+use crate::crypto::Record;
 use crate::domain::{Audience, Claims, Origin, Ticket, UserId};
-use crate::store::TicketStore;
+use crate::store::{Records, TicketStore};
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 use zeroize::Zeroizing;
@@ -106,20 +107,24 @@ impl TicketCore {
 
         let now = SystemTime::now();
         let expires_at = now + Duration::from_secs(ttl_secs);
-        let plaintext = Zeroizing::new(
-            serde_json::to_vec(&Sealing {
-                user_id: subject.user.as_ref(),
-                origin: subject.origin.as_ref().map(AsRef::as_ref),
-                audience: audience.as_ref(),
-                claims: &subject.claims,
-                iat: unix_ms(now),
-                exp: unix_ms(expires_at),
-            })
-            .map_err(|e| {
+        let serialise = |r: Result<Vec<u8>, serde_json::Error>| {
+            r.map(Zeroizing::new).map_err(|e| {
                 tracing::error!(error = %e, "cannot serialise a ticket payload");
                 MintError::Internal
-            })?,
-        );
+            })
+        };
+        let fresh = serialise(serde_json::to_vec(&Sealing {
+            user_id: subject.user.as_ref(),
+            origin: subject.origin.as_ref().map(AsRef::as_ref),
+            audience: audience.as_ref(),
+            claims: &subject.claims,
+            iat: unix_ms(now),
+            exp: unix_ms(expires_at),
+        }))?;
+        let used = serialise(serde_json::to_vec(&SealingUsed {
+            user_id: subject.user.as_ref(),
+            audience: audience.as_ref(),
+        }))?;
         // Two tickets colliding is a 2^-256 event; a second attempt makes a
         // storage error or a broken RNG visible instead of looping.
         for _ in 0..2 {
@@ -128,13 +133,20 @@ impl TicketCore {
                 MintError::Internal
             })?;
             let key = keys.store_key(&self.key_prefix);
-            let sealed = keys.seal(&key, &plaintext).map_err(|e| {
-                tracing::error!(error = %e, "cannot seal a ticket");
-                MintError::Internal
-            })?;
+            let seal = |record, plaintext: &[u8]| {
+                keys.seal(record, &key, plaintext).map_err(|e| {
+                    tracing::error!(error = %e, "cannot seal a ticket");
+                    MintError::Internal
+                })
+            };
+            let (fresh, used) = (seal(Record::Fresh, &fresh)?, seal(Record::Used, &used)?);
+            let records = Records {
+                fresh: &fresh,
+                used: &used,
+            };
             let ttl = Duration::from_secs(ttl_secs);
             if self
-                .timed("mint", self.store.put_new(&key, &sealed, ttl))
+                .timed("mint", self.store.put_new(&key, records, ttl))
                 .await?
             {
                 let minted = Minted {

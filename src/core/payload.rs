@@ -1,7 +1,10 @@
-//! What is sealed into the store for a ticket: the stored format, in one
-//! place. Short names: it is stored once per ticket. Tickets minted by one
-//! version are redeemed by the next during a rolling upgrade, so a change
-//! here must still open what the previous version sealed.
+//! What is sealed into the store for a ticket, in one place: the fresh record
+//! (everything the first redeem answers with) and the used record (what is
+//! left after it). Short names: both are stored once per ticket.
+//!
+//! A change here must still open what the previous version sealed, or say in
+//! docs/operations.md that tickets minted before an upgrade are refused
+//! after it (they live seconds; a client mints another).
 
 use crate::domain::Claims;
 use serde::{Deserialize, Serialize};
@@ -35,4 +38,23 @@ pub(super) struct Opened {
     pub(super) claims: Claims,
     pub(super) iat: u64,
     pub(super) exp: u64,
+}
+
+/// The used record: what is kept once a ticket is redeemed, to name the
+/// user and audience of a reuse. Sealed as a used record, so it never opens
+/// as a fresh ticket.
+#[derive(Serialize)]
+pub(super) struct SealingUsed<'a> {
+    #[serde(rename = "u")]
+    pub(super) user_id: &'a str,
+    #[serde(rename = "a")]
+    pub(super) audience: &'a str,
+}
+
+#[derive(Deserialize)]
+pub(super) struct OpenedUsed {
+    #[serde(rename = "u")]
+    pub(super) user_id: String,
+    #[serde(rename = "a")]
+    pub(super) audience: String,
 }

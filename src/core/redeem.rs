@@ -2,10 +2,10 @@
 //! Any well-formed redeem that finds the ticket consumes it, whatever the
 //! checks say afterwards.
 
-use super::payload::Opened;
+use super::payload::{Opened, OpenedUsed};
 use super::{StoreUnavailable, TicketCore, from_unix_ms, unix_ms};
 use crate::auth::{Caller, NotPermitted, Permission};
-use crate::crypto::TicketKeys;
+use crate::crypto::{Record, TicketKeys};
 use crate::domain::{Audience, Claims, Origin, Ticket, UserId};
 use crate::store::{Taken, TicketStore};
 use std::time::SystemTime;
@@ -163,19 +163,25 @@ impl TicketCore {
         let sealed = match taken {
             Taken::Missing => return refuse(O::Invalid, Some(&keys)),
             Taken::Used(sealed) => {
-                let opened = open(&keys, &key, &sealed);
-                return Err(self.refusal(O::Reused, &keys, opened.as_ref()));
+                // Named by its used record; one that does not open (edited
+                // behind wsticket's back) is still a reuse, of nobody known.
+                let mut refusal = Refusal::new(O::Reused, Some(&keys));
+                if let Some(used) = open::<OpenedUsed>(&keys, Record::Used, &key, &sealed) {
+                    refusal.user = UserId::parse(used.user_id).ok();
+                    refusal.audience = self.policy.bound_audience(&used.audience);
+                }
+                return Err(RedeemError::Refused(refusal));
             }
-            Taken::Value(sealed) => sealed,
+            Taken::Fresh(sealed) => sealed,
         };
-        let Some(payload) = open(&keys, &key, &sealed) else {
+        let Some(payload) = open::<Opened>(&keys, Record::Fresh, &key, &sealed) else {
             tracing::error!(
                 "a stored ticket failed authentication: the store was tampered with or the secret changed"
             );
             return refuse(O::Invalid, Some(&keys));
         };
         if unix_ms(SystemTime::now()) >= payload.exp {
-            return Err(self.refusal(O::Invalid, &keys, Some(&payload)));
+            return Err(self.refusal(O::Invalid, &keys, &payload));
         }
         let presented = request.origin.filter(|o| !o.is_empty());
         let origin_ok = match (&payload.origin, presented) {
@@ -187,11 +193,11 @@ impl TicketCore {
             _ => false,
         };
         if !origin_ok {
-            return Err(self.refusal(O::OriginMismatch, &keys, Some(&payload)));
+            return Err(self.refusal(O::OriginMismatch, &keys, &payload));
         }
         let audience = self.policy.bound_audience(&payload.audience);
         let Some(audience) = audience.filter(|a| caller.may_use(a)) else {
-            return Err(self.refusal(O::AudienceMismatch, &keys, Some(&payload)));
+            return Err(self.refusal(O::AudienceMismatch, &keys, &payload));
         };
         // What was sealed was checked when it was minted; values that no
         // longer parse (rules tightened since) fail closed.
@@ -199,7 +205,7 @@ impl TicketCore {
             None => None,
             Some(o) => match self.policy.bound_origin(o) {
                 Some(o) => Some(o),
-                None => return Err(self.refusal(O::Invalid, &keys, Some(&payload))),
+                None => return Err(self.refusal(O::Invalid, &keys, &payload)),
             },
         };
         let Ok(user) = UserId::parse(payload.user_id) else {
@@ -216,23 +222,21 @@ impl TicketCore {
         Ok((redeemed, keys.reference()))
     }
 
-    /// A refusal with what the opened payload tells (user and audience).
-    fn refusal(
-        &self,
-        outcome: Outcome,
-        keys: &TicketKeys,
-        payload: Option<&Opened>,
-    ) -> RedeemError {
+    /// A refusal of an opened ticket, with its user and audience.
+    fn refusal(&self, outcome: Outcome, keys: &TicketKeys, payload: &Opened) -> RedeemError {
         let mut refusal = Refusal::new(outcome, Some(keys));
-        if let Some(p) = payload {
-            refusal.user = UserId::parse(p.user_id.clone()).ok();
-            refusal.audience = self.policy.bound_audience(&p.audience);
-        }
+        refusal.user = UserId::parse(payload.user_id.clone()).ok();
+        refusal.audience = self.policy.bound_audience(&payload.audience);
         RedeemError::Refused(refusal)
     }
 }
 
-fn open(keys: &TicketKeys, key: &str, sealed: &[u8]) -> Option<Opened> {
-    let plain = keys.open(key, sealed)?;
+fn open<T: serde::de::DeserializeOwned>(
+    keys: &TicketKeys,
+    record: Record,
+    key: &str,
+    sealed: &[u8],
+) -> Option<T> {
+    let plain = keys.open(record, key, sealed)?;
     serde_json::from_slice(&plain).ok()
 }

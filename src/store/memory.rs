@@ -2,10 +2,11 @@
 //!
 //! Every operation first drops what has expired (the heap pops them in
 //! order, so this costs O(log n) per expired entry), then does its work.
-//! A used entry keeps its original expiry, like Redis `KEEPTTL`.
+//! A used entry keeps its original expiry, like Redis `KEEPTTL`, and keeps
+//! only the used record, like the Redis store.
 //! The number of live entries is bounded: a full store refuses to mint.
 
-use super::{StoreError, Taken, TicketStore};
+use super::{Records, StoreError, Taken, TicketStore};
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BinaryHeap, HashMap};
@@ -13,8 +14,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 struct Entry {
-    value: Vec<u8>,
-    used: bool,
+    /// `None` once redeemed.
+    fresh: Option<Vec<u8>>,
+    used: Vec<u8>,
     expires: Instant,
 }
 
@@ -56,7 +58,8 @@ impl MemoryStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the map half-written
-        // (every mutation is a single insert or remove), so keep serving.
+        // (every mutation is a single insert, remove or take), so keep
+        // serving.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -67,7 +70,12 @@ impl MemoryStore {
 }
 
 impl TicketStore for MemoryStore {
-    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    async fn put_new(
+        &self,
+        key: &str,
+        records: Records<'_>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let now = Instant::now();
         let expires = now + ttl;
         let mut inner = self.lock();
@@ -79,8 +87,8 @@ impl TicketStore for MemoryStore {
             MapEntry::Occupied(_) => Ok(false),
             MapEntry::Vacant(slot) => {
                 slot.insert(Entry {
-                    value: value.to_vec(),
-                    used: false,
+                    fresh: Some(records.fresh.to_vec()),
+                    used: records.used.to_vec(),
                     expires,
                 });
                 inner.by_expiry.push(Reverse((expires, key.to_owned())));
@@ -96,11 +104,10 @@ impl TicketStore for MemoryStore {
         Ok(match inner.map.get_mut(key) {
             None => Taken::Missing,
             Some(entry) if entry.expires <= now => Taken::Missing,
-            Some(entry) if entry.used => Taken::Used(entry.value.clone()),
-            Some(entry) => {
-                entry.used = true;
-                Taken::Value(entry.value.clone())
-            }
+            Some(entry) => match entry.fresh.take() {
+                Some(fresh) => Taken::Fresh(fresh),
+                None => Taken::Used(entry.used.clone()),
+            },
         })
     }
 
@@ -115,13 +122,17 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(60);
 
+    fn records(fresh: &'static [u8]) -> Records<'static> {
+        Records { fresh, used: b"u" }
+    }
+
     #[tokio::test]
-    async fn take_returns_the_value_once_then_used() {
+    async fn take_returns_the_fresh_record_once_then_the_used_one() {
         let s = MemoryStore::new(10);
-        assert!(s.put_new("k", b"v", LONG).await.unwrap());
-        assert!(!s.put_new("k", b"w", LONG).await.unwrap());
-        assert_eq!(s.take("k").await.unwrap(), Taken::Value(b"v".to_vec()));
-        assert_eq!(s.take("k").await.unwrap(), Taken::Used(b"v".to_vec()));
+        assert!(s.put_new("k", records(b"v"), LONG).await.unwrap());
+        assert!(!s.put_new("k", records(b"w"), LONG).await.unwrap());
+        assert_eq!(s.take("k").await.unwrap(), Taken::Fresh(b"v".to_vec()));
+        assert_eq!(s.take("k").await.unwrap(), Taken::Used(b"u".to_vec()));
         assert_eq!(s.take("other").await.unwrap(), Taken::Missing);
         // Taking an unknown key created nothing.
         assert_eq!(s.len(), 1);
@@ -130,13 +141,10 @@ mod tests {
     #[tokio::test]
     async fn entries_and_markers_expire() {
         let s = MemoryStore::new(10);
-        s.put_new("a", b"v", Duration::from_millis(30))
-            .await
-            .unwrap();
-        s.put_new("b", b"v", Duration::from_millis(30))
-            .await
-            .unwrap();
-        assert_eq!(s.take("b").await.unwrap(), Taken::Value(b"v".to_vec()));
+        let short = Duration::from_millis(30);
+        s.put_new("a", records(b"v"), short).await.unwrap();
+        s.put_new("b", records(b"v"), short).await.unwrap();
+        assert_eq!(s.take("b").await.unwrap(), Taken::Fresh(b"v".to_vec()));
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert_eq!(s.take("a").await.unwrap(), Taken::Missing);
         assert_eq!(s.take("b").await.unwrap(), Taken::Missing);
@@ -146,23 +154,23 @@ mod tests {
     #[tokio::test]
     async fn a_full_store_refuses_until_entries_expire() {
         let s = MemoryStore::new(2);
-        s.put_new("a", b"v", Duration::from_millis(30))
+        s.put_new("a", records(b"v"), Duration::from_millis(30))
             .await
             .unwrap();
-        s.put_new("b", b"v", LONG).await.unwrap();
+        s.put_new("b", records(b"v"), LONG).await.unwrap();
         assert!(matches!(
-            s.put_new("c", b"v", LONG).await,
+            s.put_new("c", records(b"v"), LONG).await,
             Err(StoreError::Full)
         ));
         // Redeemed entries still count until they expire.
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(s.put_new("c", b"v", LONG).await.unwrap());
+        assert!(s.put_new("c", records(b"v"), LONG).await.unwrap());
     }
 
     #[tokio::test]
     async fn concurrent_takes_have_exactly_one_winner() {
         let s = std::sync::Arc::new(MemoryStore::new(10));
-        s.put_new("k", b"v", LONG).await.unwrap();
+        s.put_new("k", records(b"v"), LONG).await.unwrap();
         let mut handles = Vec::new();
         for _ in 0..16 {
             let s = s.clone();
@@ -170,7 +178,7 @@ mod tests {
         }
         let mut wins = 0;
         for h in handles {
-            if matches!(h.await.unwrap(), Taken::Value(_)) {
+            if matches!(h.await.unwrap(), Taken::Fresh(_)) {
                 wins += 1;
             }
         }

@@ -26,16 +26,24 @@ pub(crate) enum StoreBackend {
     Redis(RedisSettings),
 }
 
+/// A ticket as stored: two sealed records. `fresh` is what the first redeem
+/// gets; `used` is all that is kept once it has: enough to log a reuse with
+/// its user (docs/contract.md), and nothing that opens as a fresh ticket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Records<'a> {
+    pub(crate) fresh: &'a [u8],
+    pub(crate) used: &'a [u8],
+}
+
 /// What an atomic take found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Taken {
-    /// The sealed value; the key is now marked used until it expires.
-    Value(Vec<u8>),
-    /// The key was already marked used: this ticket was redeemed before. The
-    /// sealed value is kept behind the mark so that a reuse can be logged with
-    /// the user it was minted for (docs/contract.md: a reuse is logged with its user id).
+    /// The fresh record; only the used record is left in the store now.
+    Fresh(Vec<u8>),
+    /// The ticket was redeemed before: its used record.
     Used(Vec<u8>),
-    /// No such key (never minted, expired, or the store lost it).
+    /// No such key (never minted, expired, or the store lost it), or a value
+    /// of no known shape (not written by wsticket).
     Missing,
 }
 
@@ -68,17 +76,17 @@ impl StoreError {
 
 /// The operations the ticket service needs; each touches exactly one key.
 pub(crate) trait TicketStore {
-    /// Store `value` under `key` for `ttl` unless the key exists. `Ok(false)`
-    /// when it existed (the caller mints another ticket).
+    /// Store a ticket's `records` under `key` for `ttl` unless the key
+    /// exists. `Ok(false)` when it existed (the caller mints another ticket).
     fn put_new(
         &self,
         key: &str,
-        value: &[u8],
+        records: Records<'_>,
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Atomically read the value and mark it used, keeping the remaining time
-    /// to live. Never creates a key.
+    /// Atomically take the fresh record, leaving only the used one for the
+    /// remaining time to live; or find the used one. Never creates a key.
     fn take(&self, key: &str) -> impl Future<Output = Result<Taken, StoreError>> + Send;
 
     /// Does the store answer?
@@ -124,10 +132,15 @@ impl Store {
 }
 
 impl TicketStore for Store {
-    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    async fn put_new(
+        &self,
+        key: &str,
+        records: Records<'_>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         match self {
-            Store::Memory(s) => s.put_new(key, value, ttl).await,
-            Store::Redis(s) => s.put_new(key, value, ttl).await,
+            Store::Memory(s) => s.put_new(key, records, ttl).await,
+            Store::Redis(s) => s.put_new(key, records, ttl).await,
         }
     }
 

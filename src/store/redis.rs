@@ -1,15 +1,17 @@
 //! The Redis store: a single node, a Redis Cluster, or a master found through
 //! Sentinel.
 //!
-//! * mint: `SET key value NX EX ttl` — never overwrites;
+//! * mint: `SET key value NX EX ttl` — never overwrites. The value holds
+//!   both sealed records of the ticket: `0x02 || len(fresh) as u16 BE ||
+//!   fresh || used`;
 //! * redeem: one Lua script (atomic in Redis) that returns the old value and,
-//!   if it was not yet used, rewrites it with a leading `0x00` used mark and
-//!   `KEEPTTL`, so reuse (mark) is told apart from unknown (nil) for the rest
-//!   of the ticket's life. The sealed payload stays behind the mark so that a
-//!   reuse can be logged with its user id. The script only writes a key it
-//!   has just read, so no key is ever created for an unknown ticket. (The
-//!   native `SET key <mark> XX KEEPTTL GET` costs Redis about half as much,
-//!   but leaves nothing to name the user with.)
+//!   if it is fresh, replaces it with `0x00 || used`, keeping the TTL. The
+//!   fresh record is gone from Redis from then on, so no edit of a used value
+//!   can bring it back (the used record is sealed as such and never opens as
+//!   a fresh one), while the used record still names the user of a reuse.
+//!   Reuse (`0x00`) is told apart from unknown (nil) for the rest of the
+//!   ticket's life. The script only writes a key it has just read, so no key
+//!   is ever created for an unknown ticket.
 //!
 //! Every call touches exactly one key, so a Cluster needs no cross-slot
 //! operation. Connections are made lazily, so wsticket starts (and reports
@@ -25,7 +27,7 @@
 //!   and the next call asks Sentinel for the master again (a demoted master
 //!   answers writes with `READONLY`, which is such a failure).
 
-use super::{StoreError, Taken, TicketStore};
+use super::{Records, StoreError, Taken, TicketStore};
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
@@ -42,18 +44,57 @@ use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 
-/// Sealed values start with a version byte of 1; a leading 0 marks a used
-/// ticket.
-const USED_MARK: u8 = 0;
+/// First byte of a stored value: a fresh ticket (both records), or a used
+/// one (the used record alone).
+const FRESH: u8 = 2;
+const USED: u8 = 0;
 
-/// KEYS[1]: the ticket's store key. Returns the value found (nil if none).
+/// KEYS[1]: the ticket's store key. Returns the value found (nil if none);
+/// a fresh value is replaced by its used record.
 const TAKE_SCRIPT: &str = r#"
 local v = redis.call('GET', KEYS[1])
-if v and string.byte(v, 1) ~= 0 then
-  redis.call('SET', KEYS[1], '\0' .. v, 'KEEPTTL')
+if v and #v >= 3 and string.byte(v, 1) == 2 then
+  local n = string.byte(v, 2) * 256 + string.byte(v, 3)
+  redis.call('SET', KEYS[1], '\0' .. string.sub(v, 4 + n), 'KEEPTTL')
 end
 return v
 "#;
+
+/// The stored value of a fresh ticket.
+fn encode(records: Records<'_>) -> Result<Vec<u8>, StoreError> {
+    let len = u16::try_from(records.fresh.len())
+        .map_err(|_| StoreError::Other("a fresh record over 64 KiB".into()))?;
+    let mut v = Vec::with_capacity(3 + records.fresh.len() + records.used.len());
+    v.push(FRESH);
+    v.extend_from_slice(&len.to_be_bytes());
+    v.extend_from_slice(records.fresh);
+    v.extend_from_slice(records.used);
+    Ok(v)
+}
+
+/// What the take script returned, as the script read it.
+fn decode(old: Option<Vec<u8>>) -> Taken {
+    let Some(mut v) = old else {
+        return Taken::Missing;
+    };
+    match v.first() {
+        Some(&FRESH) if v.len() >= 3 => {
+            let n = usize::from(u16::from_be_bytes([v[1], v[2]]));
+            if v.len() < 3 + n {
+                return Taken::Missing;
+            }
+            v.truncate(3 + n);
+            v.drain(..3);
+            Taken::Fresh(v)
+        }
+        Some(&USED) => {
+            v.remove(0);
+            Taken::Used(v)
+        }
+        // Not written by this version of wsticket.
+        _ => Taken::Missing,
+    }
+}
 
 /// Where Redis is. URLs and passwords are secrets: a URL may carry a
 /// password, and `Debug` must never print one.
@@ -406,10 +447,15 @@ fn classify(e: &RedisError) -> StoreError {
 }
 
 impl TicketStore for RedisStore {
-    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    async fn put_new(
+        &self,
+        key: &str,
+        records: Records<'_>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key)
-            .arg(value)
+            .arg(encode(records)?)
             .arg("NX")
             .arg("EX")
             .arg(ttl.as_secs().max(1));
@@ -424,14 +470,7 @@ impl TicketStore for RedisStore {
         let old: Option<Vec<u8>> = self
             .with_conn(async |c| invocation.invoke_async(c).await)
             .await?;
-        Ok(match old {
-            None => Taken::Missing,
-            Some(mut v) if v.first() == Some(&USED_MARK) => {
-                v.remove(0);
-                Taken::Used(v)
-            }
-            Some(v) => Taken::Value(v),
-        })
+        Ok(decode(old))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -456,6 +495,28 @@ impl TicketStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_values_decode_as_the_script_reads_them() {
+        let v = encode(Records {
+            fresh: b"FRESH",
+            used: b"USED",
+        })
+        .unwrap();
+        assert_eq!(&v[..3], &[2, 0, 5]);
+        assert_eq!(decode(Some(v.clone())), Taken::Fresh(b"FRESH".to_vec()));
+        // What the script leaves: the mark and the used record.
+        assert_eq!(
+            decode(Some(b"\0USED".to_vec())),
+            Taken::Used(b"USED".to_vec())
+        );
+        assert_eq!(decode(Some(vec![0])), Taken::Used(vec![]));
+        assert_eq!(decode(None), Taken::Missing);
+        // Truncated, or of another shape (an old version's, or anyone's).
+        assert_eq!(decode(Some(v[..6].to_vec())), Taken::Missing);
+        assert_eq!(decode(Some(vec![2, 0])), Taken::Missing);
+        assert_eq!(decode(Some(b"\x01old".to_vec())), Taken::Missing);
+    }
 
     #[test]
     fn the_master_is_reached_over_tls_when_the_sentinels_are() {

@@ -123,6 +123,9 @@ fn set_keepttl(con: &mut redis::Connection, key: &[u8], value: &[u8]) {
         .unwrap();
 }
 
+/// The first byte of a fresh ticket's stored value.
+const FRESH: u8 = 2;
+
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -205,7 +208,7 @@ async fn tampered_or_moved_values_do_not_redeem() {
     let dump = redis_dump(&url, &app.prefix);
     let (k, v) = dump
         .iter()
-        .find(|(_, v)| v.first() == Some(&1))
+        .find(|(_, v)| v.first() == Some(&FRESH))
         .expect("the unredeemed value");
     let mut bad = v.clone();
     let mid = bad.len() / 2;
@@ -225,15 +228,16 @@ async fn a_redeem_marks_the_value_keeps_the_ttl_and_an_unknown_ticket_leaves_not
     let t = app
         .mint_with(json!({"user_id": "u", "origin": ORIGIN, "ttl_secs": 60}))
         .await;
-    let sealed = redis_dump(&url, &app.prefix).remove(0).1;
+    let fresh = redis_dump(&url, &app.prefix).remove(0).1;
     app.redeem(&t, Some(ORIGIN)).await.expect(200, None);
     let dump = redis_dump(&url, &app.prefix);
     assert_eq!(dump.len(), 1);
     let (key, value) = &dump[0];
-    // The used mark, with the sealed value kept behind it so that a reuse
-    // is logged with its user id.
+    // The used mark and the used record: the tail of the fresh value, and
+    // none of its fresh record.
     assert_eq!(value[0], 0);
-    assert_eq!(&value[1..], &sealed[..]);
+    let fresh_len = usize::from(u16::from_be_bytes([fresh[1], fresh[2]]));
+    assert_eq!(&value[1..], &fresh[3 + fresh_len..]);
     let pttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
     assert!(
         pttl > 50_000 && pttl <= 60_000,
@@ -258,10 +262,56 @@ async fn a_redeem_marks_the_value_keeps_the_ttl_and_an_unknown_ticket_leaves_not
     let other = app.mint().await;
     let (k, _) = redis_dump(&url, &app.prefix)
         .into_iter()
-        .find(|(_, v)| v.first() == Some(&1))
+        .find(|(_, v)| v.first() == Some(&FRESH))
         .expect("the unredeemed value");
     set_keepttl(&mut con, &k, &[0]);
     app.redeem(&other, Some(ORIGIN))
         .await
         .expect(409, Some("ticket_reused"));
+}
+
+/// A used ticket stays used, whatever is done to its stored value without
+/// the server secret: stripping the used mark, flipping any bit, truncating
+/// or padding it never yields a second success (409 or 404, never 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_edit_of_a_used_value_revives_the_ticket() {
+    let url = shared_url();
+    let app = spawn_app(Backend::Redis).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let t = app.mint().await;
+    app.redeem(&t, Some(ORIGIN)).await.expect(200, None);
+    let (key, used) = redis_dump(&url, &app.prefix).remove(0);
+    assert_eq!(used[0], 0, "the used mark");
+
+    let mut edits: Vec<(String, Vec<u8>)> = vec![
+        ("strip the mark".into(), used[1..].to_vec()),
+        ("mark as fresh".into(), [&[FRESH][..], &used[1..]].concat()),
+        ("truncate".into(), used[..used.len() / 2].to_vec()),
+        ("pad".into(), [&used[..], b"\x01\x02\x03"].concat()),
+        ("empty".into(), vec![]),
+    ];
+    // The fresh layout around the used record, with every length the
+    // record could be split at.
+    for n in [0u16, 1, 12, 28, (used.len() - 1) as u16] {
+        let mut v = vec![FRESH];
+        v.extend_from_slice(&n.to_be_bytes());
+        v.extend_from_slice(&used[1..]);
+        edits.push((format!("fresh layout, length {n}"), v));
+    }
+    for i in 0..used.len() {
+        let mut v = used.clone();
+        v[i] ^= 0x01;
+        edits.push((format!("flip a bit of byte {i}"), v));
+    }
+    for (what, value) in edits {
+        set_keepttl(&mut con, &key, &value);
+        let r = app.redeem(&t, Some(ORIGIN)).await;
+        assert!(
+            r.status == 409 || r.status == 404,
+            "{what}: answered {} {}",
+            r.status,
+            r.text
+        );
+    }
 }
