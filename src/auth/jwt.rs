@@ -118,6 +118,22 @@ impl VerifyingKey {
     }
 }
 
+/// Does the token's header carry `crit` (with anything in it, or even an
+/// empty list, which RFC 7515 forbids)? An unreadable header counts as one.
+fn names_critical_extensions(token: &str) -> bool {
+    use base64::Engine;
+    let Some(header) = token.split('.').next() else {
+        return true;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
+        return true;
+    };
+    match serde_json::from_slice::<Map<String, Value>>(&bytes) {
+        Ok(fields) => fields.contains_key("crit"),
+        Err(_) => true,
+    }
+}
+
 /// Parse a JWKS document; keys that are not usable signature keys are
 /// skipped rather than failing the whole set.
 pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, String> {
@@ -147,6 +163,9 @@ pub(crate) struct JwtSettings {
     pub(crate) min_refetch: Duration,
     /// Ticket audiences frontends may mint for.
     pub(crate) audiences: AudienceScope,
+    /// `iss` and `aud` may go unchecked although the keys are a key set
+    /// (the operator said so; start-up warns).
+    pub(crate) insecure_skip_issuer_audience: bool,
 }
 
 #[derive(Debug)]
@@ -193,7 +212,9 @@ impl JwtVerifier {
         crate::tls::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A redirect could lead anywhere, https to http included: the
+            // key set comes from the configured URL or not at all.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the JWKS client: {e}"))?;
         let (keys, jwks_url) = match &settings.keys {
@@ -342,6 +363,11 @@ impl JwtVerifier {
     async fn check(&self, token: &str) -> Result<Identity, JwtError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid("jwt_malformed"))?;
+        if names_critical_extensions(token) {
+            // RFC 7515 4.1.11: extensions the recipient must understand;
+            // wsticket understands none.
+            return Err(JwtError::Invalid("jwt_crit"));
+        }
         if !self.settings.algorithms.contains(&header.alg) {
             return Err(JwtError::Invalid("jwt_algorithm_not_allowed"));
         }
@@ -383,6 +409,13 @@ impl JwtVerifier {
                 })
             })?;
         let claims = data.claims;
+        // jsonwebtoken skips an `nbf` it cannot read as a number (and calls
+        // an unreadable `exp` missing): both must be JSON numbers.
+        for name in ["exp", "nbf"] {
+            if claims.get(name).is_some_and(|v| !v.is_number()) {
+                return Err(JwtError::Invalid("jwt_claim_type"));
+            }
+        }
         let user = match claims.get(&self.settings.user_claim) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
@@ -443,6 +476,7 @@ mod tests {
             refresh_every: Duration::from_secs(300),
             min_refetch: MIN_REFETCH_INTERVAL,
             audiences: AudienceScope::All,
+            insecure_skip_issuer_audience: false,
         })
         .unwrap()
     }

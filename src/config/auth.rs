@@ -46,6 +46,7 @@ pub(super) struct RawJwt {
     jwks_refresh_secs: Option<u64>,
     jwks_min_refetch_secs: Option<u64>,
     audiences: Option<Vec<String>>,
+    insecure_skip_issuer_audience: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -106,7 +107,7 @@ fn key_source(
         ));
     }
     if let Some(url) = raw.jwks_url.take() {
-        http_url(&f("jwks_url"), &url)?;
+        jwks_url(&f("jwks_url"), &url)?;
         return Ok(KeySource::JwksUrl(url.into()));
     }
     if let Some(path) = &raw.jwks_file {
@@ -140,6 +141,27 @@ fn key_source(
     Ok(KeySource::Static(vec![key]))
 }
 
+/// `https://`, or `http://` to a loopback host: a key set fetched over
+/// plain HTTP from elsewhere could be replaced on the way. Never echoed: a
+/// URL may carry credentials.
+fn jwks_url(field: &str, url: &str) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(url).map_err(|_| err(field, "is not a valid URL"))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(err(
+            field,
+            "must be an https:// URL (http:// only to a loopback host)",
+        )),
+    }
+}
+
 pub(super) fn jwt(
     mut raw: RawJwt,
     env: &dyn Env,
@@ -158,7 +180,26 @@ pub(super) fn jwt(
         .map(|a| jwt::parse_algorithm(a).map_err(|e| err(f("algorithms"), e)))
         .collect::<Result<Vec<_>, _>>()?;
     let families: HashSet<Family> = algorithms.iter().map(|a| jwt::family(*a)).collect();
+    // A key set (a JWKS) is what identity providers publish for all their
+    // applications: without iss and aud checks, a token the provider issued
+    // for any other application would mint tickets here.
+    let key_set = raw.jwks_url.is_some() || raw.jwks_file.is_some();
+    let skip_checks = raw.insecure_skip_issuer_audience.unwrap_or(false);
     let keys = key_source(&mut raw, env, &families)?;
+    if key_set && !skip_checks {
+        for (name, value) in [("issuer", &raw.issuer), ("audience", &raw.audience)] {
+            if value.is_none() {
+                return Err(err(
+                    f(name),
+                    "required with jwks_url or jwks_file: an identity provider's key set \
+                     also signs tokens for its other applications, which would otherwise \
+                     mint tickets here. Set issuer (the provider's iss) and audience (your \
+                     client id); or, to accept every token of the key set, set \
+                     insecure_skip_issuer_audience = true",
+                ));
+            }
+        }
+    }
     let leeway_secs = in_range(
         &f("leeway_secs"),
         raw.leeway_secs,
@@ -188,6 +229,7 @@ pub(super) fn jwt(
         leeway_secs,
         refresh_every: Duration::from_secs(refresh),
         audiences: audience_scope(&f("audiences"), raw.audiences, audiences)?,
+        insecure_skip_issuer_audience: skip_checks,
     })
 }
 

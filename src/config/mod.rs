@@ -289,6 +289,17 @@ impl Settings {
         if !can(Permission::Redeem) {
             out.push("no client has the redeem permission: no ticket can be redeemed".to_owned());
         }
+        if self
+            .jwt
+            .as_ref()
+            .is_some_and(|j| j.insecure_skip_issuer_audience)
+        {
+            out.push(
+                "auth.jwt.insecure_skip_issuer_audience = true: iss and aud are not required, so a \
+                 token the identity provider issued for ANY of its applications mints tickets here"
+                    .to_owned(),
+            );
+        }
         if self.tickets.allowed_origins.is_empty() && !self.tickets.allow_originless {
             out.push("tickets.allowed_origins is empty: every mint will be refused".to_owned());
         }
@@ -615,6 +626,73 @@ mod tests {
         let debug = format!("{:?}", load(&text).unwrap());
         for s in ["hunter2", &secret, "fwdpass", "hs-secret"] {
             assert!(!debug.contains(s), "{s} in {debug}");
+        }
+    }
+
+    /// A key set serves every application of an identity provider: without
+    /// iss and aud checks, their tokens would mint here (a confused deputy).
+    #[test]
+    fn a_key_set_needs_issuer_and_audience_unless_told_otherwise() {
+        let jwks = "tests/fixtures/jwt/jwks-v1.json";
+        let base = format!("[auth.jwt]\nalgorithms = [\"RS256\"]\njwks_file = \"{jwks}\"\n");
+        let e = load(&base).unwrap_err();
+        assert_eq!(e.field, "auth.jwt.issuer", "{e}");
+        assert!(e.message.contains("insecure_skip_issuer_audience"), "{e}");
+        let e = load(&format!("{base}issuer = \"https://idp\"\n")).unwrap_err();
+        assert_eq!(e.field, "auth.jwt.audience", "{e}");
+        let e = load("[auth.jwt]\nalgorithms = [\"RS256\"]\njwks_url = \"https://idp/jwks\"\naudience = \"a\"")
+            .unwrap_err();
+        assert_eq!(e.field, "auth.jwt.issuer", "{e}");
+        let s = load(&format!(
+            "{base}issuer = \"https://idp\"\naudience = \"app\"\n"
+        ))
+        .unwrap();
+        assert!(!s.warnings().iter().any(|w| w.contains("insecure")));
+        let s = load(&format!("{base}insecure_skip_issuer_audience = true\n")).unwrap();
+        assert!(
+            s.warnings()
+                .iter()
+                .any(|w| w.contains("insecure_skip_issuer_audience")),
+            "{:?}",
+            s.warnings()
+        );
+        // A single public key or an HMAC secret is the operator's own.
+        let pem = "tests/fixtures/jwt/rsa1.pub.pem";
+        assert!(
+            load(&format!(
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\npublic_key_file = \"{pem}\""
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn jwks_url_is_https_except_to_loopback() {
+        let with = |url: &str| {
+            load(&format!(
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks_url = \"{url}\"\nissuer = \"i\"\naudience = \"a\""
+            ))
+        };
+        for ok in [
+            "https://idp.example.com/jwks.json",
+            "http://127.0.0.1:8080/jwks.json",
+            "http://127.1.2.3/jwks.json",
+            "http://[::1]:9000/jwks.json",
+            "http://localhost/jwks.json",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/jwks.json",
+            "http://10.0.0.1/jwks.json",
+            "http://user:pw@idp.example.com/jwks.json",
+            "ftp://idp/jwks",
+            "https//idp",
+        ] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.field, "auth.jwt.jwks_url", "{bad}: {e}");
+            assert!(!e.to_string().contains("idp.example.com"), "{e}");
+            assert!(!e.to_string().contains("pw@"), "{e}");
         }
     }
 }

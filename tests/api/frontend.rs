@@ -258,6 +258,26 @@ async fn bad_jwts_are_401() {
             format!("{}.{evil}.{}", parts[0], parts[2])
         }),
         ("garbage", "a.b.c".to_owned()),
+        // Claims of the wrong JSON type: jsonwebtoken alone would skip such
+        // an nbf.
+        (
+            "nbf as a string",
+            with(&|c| c["nbf"] = json!((now() + 1000).to_string())),
+        ),
+        (
+            "exp as a string",
+            with(&|c| c["exp"] = json!((now() + 300).to_string())),
+        ),
+        ("exp as an object", with(&|c| c["exp"] = json!({"t": 1}))),
+        // A critical extension nobody here understands, validly signed.
+        (
+            "crit",
+            signed_with_header(&json!({"alg": "RS256", "typ": "JWT", "crit": ["exp"]})),
+        ),
+        (
+            "empty crit",
+            signed_with_header(&json!({"alg": "RS256", "crit": []})),
+        ),
     ];
     for (what, token) in bad {
         let r = rs_app.mint_jwt(&token).await;
@@ -269,6 +289,19 @@ async fn bad_jwts_are_401() {
         );
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     }
+}
+
+/// A token with this exact header, signed with rsa1 (RS256).
+fn signed_with_header(header: &Value) -> String {
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims("u").to_string())
+    );
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &rsa("rsa1.key.pem"), Algorithm::RS256)
+            .unwrap();
+    format!("{message}.{signature}")
 }
 
 /// A JWKS endpoint on loopback whose key set can be swapped, counting hits.
@@ -286,19 +319,29 @@ async fn start_idp(initial: Value) -> Idp {
     let (j, h, f) = (jwks.clone(), hits.clone(), fail.clone());
     let server = HttpServer::new(move || {
         let (j, h, f) = (j.clone(), h.clone(), f.clone());
-        App::new().route(
-            "/jwks.json",
-            web::get().to(move || {
-                let (j, h, f) = (j.clone(), h.clone(), f.clone());
-                async move {
-                    h.fetch_add(1, Ordering::SeqCst);
-                    if *f.lock().unwrap() {
-                        return HttpResponse::InternalServerError().finish();
+        App::new()
+            .route(
+                "/jwks.json",
+                web::get().to(move || {
+                    let (j, h, f) = (j.clone(), h.clone(), f.clone());
+                    async move {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        if *f.lock().unwrap() {
+                            return HttpResponse::InternalServerError().finish();
+                        }
+                        HttpResponse::Ok().json(j.lock().unwrap().clone())
                     }
-                    HttpResponse::Ok().json(j.lock().unwrap().clone())
-                }
-            }),
-        )
+                }),
+            )
+            // Where a redirect would lead: the same keys, elsewhere.
+            .route(
+                "/moved",
+                web::get().to(|| async {
+                    HttpResponse::Found()
+                        .insert_header(("location", "/jwks.json"))
+                        .finish()
+                }),
+            )
     })
     .workers(1)
     .bind("127.0.0.1:0")
@@ -422,6 +465,33 @@ async fn an_identity_provider_that_is_down_gives_503_and_api_keys_keep_working()
     *idp.fail.lock().unwrap() = false;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.mint_jwt(&token).await.expect(201, None);
+}
+
+/// The key set comes from the configured URL or not at all: a redirect
+/// (which could lead from https to http, or anywhere) is not followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jwks_client_follows_no_redirect() {
+    let idp = start_idp(jwks("jwks-v1.json")).await;
+    let moved = idp.url.replace("/jwks.json", "/moved");
+    let app = spawn_auth(&jwt_config(
+        &format!("jwks_url = \"{moved}\""),
+        "[\"RS256\"]",
+    ))
+    .await;
+    let token = sign(
+        Algorithm::RS256,
+        &rsa("rsa1.key.pem"),
+        Some("r1"),
+        &claims("u"),
+    );
+    app.mint_jwt(&token)
+        .await
+        .expect(503, Some("auth_unavailable"));
+    assert_eq!(
+        idp.hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
 }
 
 /// The app whose sessions forward auth asks about.
