@@ -250,6 +250,16 @@ fn presented(authorization: Option<&str>) -> Presented<'_> {
     Presented::Other
 }
 
+/// Where a credential goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    ApiKey(&'a str),
+    Jwt(&'a str),
+    Forward,
+    /// Refused, with the reason for the metric.
+    Refuse(&'static str),
+}
+
 /// Three dot-separated base64url segments, the first two non-empty.
 fn looks_like_jwt(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
@@ -344,35 +354,51 @@ impl Authenticator {
         }
     }
 
-    /// Any caller: route the credential to the check it belongs to.
-    pub(crate) async fn authenticate(&self, creds: Credentials) -> Result<Caller, AuthError> {
+    /// Which check `creds` get (the rules of the module doc).
+    fn route<'a>(&self, creds: &'a Credentials) -> Route<'a> {
         let presented = presented(creds.authorization.as_deref());
         match presented {
-            Presented::ApiKey(key) => return self.api_client(key),
-            Presented::MisplacedKey => {
-                return Err(self.refused(AuthError::Unauthenticated("misplaced_api_key")));
-            }
-            Presented::Jwt(token) => {
-                if let Some((jwt, scope)) = &self.jwt {
-                    let verified = jwt.verify(token).await;
-                    return self.frontend(FrontendKind::Jwt, scope, verified);
-                }
-            }
-            Presented::None if !creds.has_cookie => {
-                return Err(self.refused(AuthError::Unauthenticated("missing_credential")));
-            }
-            Presented::None | Presented::Other => {}
+            Presented::ApiKey(key) => return Route::ApiKey(key),
+            Presented::MisplacedKey => return Route::Refuse("misplaced_api_key"),
+            Presented::Jwt(token) if self.jwt.is_some() => return Route::Jwt(token),
+            Presented::None if !creds.has_cookie => return Route::Refuse("missing_credential"),
+            Presented::Jwt(_) | Presented::None | Presented::Other => {}
         }
-        let Some((fwd, scope)) = &self.forward else {
-            let reason = if presented == Presented::None {
-                "missing_credential"
-            } else {
-                "unrecognised_credential"
-            };
-            return Err(self.refused(AuthError::Unauthenticated(reason)));
-        };
-        let verified = fwd.check(creds.forwarded).await;
-        self.frontend(FrontendKind::Forward, scope, verified)
+        match (&self.forward, presented) {
+            (Some(_), _) => Route::Forward,
+            (None, Presented::None) => Route::Refuse("missing_credential"),
+            (None, _) => Route::Refuse("unrecognised_credential"),
+        }
+    }
+
+    /// Would `creds` be checked by a frontend method (JWT, forward auth)? A
+    /// door checks what a browser request must satisfy anyway (its Origin)
+    /// before asking, so that a cross-site request costs no verification and
+    /// no call to the app.
+    pub(crate) fn is_frontend(&self, creds: &Credentials) -> bool {
+        matches!(self.route(creds), Route::Jwt(_) | Route::Forward)
+    }
+
+    /// Any caller: route the credential to the check it belongs to.
+    pub(crate) async fn authenticate(&self, creds: Credentials) -> Result<Caller, AuthError> {
+        match self.route(&creds) {
+            Route::ApiKey(key) => self.api_client(key),
+            Route::Refuse(reason) => Err(self.refused(AuthError::Unauthenticated(reason))),
+            Route::Jwt(token) => {
+                let Some((jwt, scope)) = &self.jwt else {
+                    return Err(self.refused(AuthError::Unauthenticated("unrecognised_credential")));
+                };
+                let verified = jwt.verify(token).await;
+                self.frontend(FrontendKind::Jwt, scope, verified)
+            }
+            Route::Forward => {
+                let Some((fwd, scope)) = &self.forward else {
+                    return Err(self.refused(AuthError::Unauthenticated("unrecognised_credential")));
+                };
+                let verified = fwd.check(creds.forwarded).await;
+                self.frontend(FrontendKind::Forward, scope, verified)
+            }
+        }
     }
 
     /// The one path from a frontend method's verdict to a caller.

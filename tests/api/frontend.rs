@@ -752,6 +752,78 @@ async fn forward_auth_fails_closed() {
     }
 }
 
+/// A browser request whose Origin is missing or not allowed is refused
+/// before any authentication work: forward auth never hears of it (no
+/// side effects at the app, no 1:1 amplification towards it), and a JWT
+/// that would need a JWKS fetch triggers none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_request_is_refused_before_authentication() {
+    let fwd = start_forward_app().await;
+    let idp = start_idp(jwks("jwks-v1.json")).await;
+    let config = format!(
+        "{}\n{}",
+        forward_config(&format!("{}/whoami", fwd.base)),
+        jwt_config(
+            &format!("jwks_url = \"{}\"\njwks_min_refetch_secs = 1", idp.url),
+            "[\"RS256\"]"
+        )
+    );
+    let app = spawn_auth(&config).await;
+    let asked = || fwd.seen.lock().unwrap().len();
+    let fetched = || idp.hits.load(Ordering::SeqCst);
+    let (asked_before, fetched_before) = (asked(), fetched());
+    // A kid the key set does not have: verifying it would fetch the JWKS.
+    let jwt = sign(
+        Algorithm::RS256,
+        &rsa("rsa1.key.pem"),
+        Some("unknown-kid"),
+        &claims("u"),
+    );
+    for (what, bearer, origin, status, code) in [
+        (
+            "cookie, evil origin",
+            None,
+            Some("https://evil.com"),
+            403,
+            "origin_not_allowed",
+        ),
+        (
+            "cookie, null origin",
+            None,
+            Some("null"),
+            403,
+            "origin_not_allowed",
+        ),
+        ("cookie, no origin", None, None, 400, "invalid_request"),
+        (
+            "jwt, evil origin",
+            Some(jwt.as_str()),
+            Some("https://evil.com"),
+            403,
+            "origin_not_allowed",
+        ),
+        (
+            "jwt, no origin",
+            Some(jwt.as_str()),
+            None,
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let r = app
+            .mint_browser(bearer, Some("session=good-cookie"), origin, json!({}))
+            .await;
+        assert_eq!((r.status, r.code()), (status, code), "{what}: {}", r.text);
+    }
+    assert_eq!(asked(), asked_before, "forward auth was called");
+    assert_eq!(fetched(), fetched_before, "the JWKS was fetched");
+    // From the allowed origin, the same cookie is judged by the app.
+    app.mint_browser(None, Some("session=good-cookie"), Some(ORIGIN), json!({}))
+        .await
+        .expect(201, None);
+    assert_eq!(asked(), asked_before + 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frontend_callers_follow_the_browser_rules() {
     let fwd = start_forward_app().await;
