@@ -2,6 +2,11 @@
 //! `WSTICKET_LOG_FORMAT=json`; the filter comes from `WSTICKET_LOG`
 //! (default `info`). Nothing in wsticket logs a header, a query string, a
 //! body, a ticket or a key; request lines carry the route pattern only.
+//!
+//! A value a caller chose (a user id, a client name) is always recorded as a
+//! `&str` field, never with `%`: the text format then prints it quoted and
+//! escaped (`user_id="mallory audience=admin"`), the JSON format as a JSON
+//! string, so it cannot pose as other fields or lines.
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;

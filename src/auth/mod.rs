@@ -261,7 +261,7 @@ enum Route<'a> {
 }
 
 /// Three dot-separated base64url segments, the first two non-empty.
-fn looks_like_jwt(s: &str) -> bool {
+pub(crate) fn looks_like_jwt(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
     parts.len() == 3
         && !parts[0].is_empty()

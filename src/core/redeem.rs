@@ -106,8 +106,8 @@ impl TicketCore {
                 // ticket_ref is what a later reuse warning names.
                 tracing::info!(
                     caller = caller.name(),
-                    user_id = %r.user.as_ref(),
-                    audience = %r.audience.as_ref(),
+                    user_id = r.user.as_ref(),
+                    audience = r.audience.as_ref(),
                     ticket_ref = %ticket_ref,
                     "ticket redeemed"
                 );

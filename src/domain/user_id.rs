@@ -1,5 +1,9 @@
+use unicode_general_category::{GeneralCategory, get_general_category};
+
 /// The user a ticket is minted for: 1–256 bytes of UTF-8 without control
-/// characters (docs/contract.md, "Mint").
+/// characters, Unicode format characters (`Cf`: bidi overrides, zero-width
+/// characters) or line and paragraph separators (docs/contract.md, "Mint"):
+/// a user id is shown to people in logs and must read as what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserId(String);
 
@@ -15,6 +19,19 @@ impl UserId {
         }
         if s.chars().any(char::is_control) {
             return Err("user_id must not contain control characters");
+        }
+        let invisible = |c: char| {
+            matches!(
+                get_general_category(c),
+                GeneralCategory::Format
+                    | GeneralCategory::LineSeparator
+                    | GeneralCategory::ParagraphSeparator
+            )
+        };
+        if s.chars().any(invisible) {
+            return Err(
+                "user_id must not contain format characters or line or paragraph separators",
+            );
         }
         Ok(UserId(s))
     }
@@ -46,5 +63,25 @@ mod tests {
         assert!(UserId::parse("a\nb".into()).is_err());
         assert!(UserId::parse("a\u{0}b".into()).is_err());
         assert!(UserId::parse("a\u{85}b".into()).is_err());
+    }
+
+    #[test]
+    fn rejects_format_characters_and_separators() {
+        for c in [
+            '\u{202e}',  // right-to-left override
+            '\u{2066}',  // left-to-right isolate
+            '\u{200b}',  // zero-width space
+            '\u{200d}',  // zero-width joiner
+            '\u{feff}',  // byte order mark
+            '\u{00ad}',  // soft hyphen
+            '\u{2028}',  // line separator
+            '\u{2029}',  // paragraph separator
+            '\u{e0041}', // tag latin capital letter a
+        ] {
+            assert!(UserId::parse(format!("alice{c}x")).is_err(), "{c:?}");
+        }
+        // Spaces, punctuation and other scripts are fine.
+        assert!(UserId::parse("mallory audience=admin \"x\"".into()).is_ok());
+        assert!(UserId::parse("محمد".into()).is_ok());
     }
 }

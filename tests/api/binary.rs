@@ -416,6 +416,69 @@ async fn json_logs_have_the_fields_and_no_secret() {
     );
 }
 
+/// A user id is the caller's to choose: in the text log it is one quoted
+/// field, never something that reads as other fields. A JWT sent as a
+/// request id is neither echoed nor logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_values_cannot_forge_log_fields() {
+    let prefix = random_prefix();
+    let config = base_config(Backend::Memory, None, &prefix, "");
+    let path = temp_file("forge.toml", &config);
+    let p = Proc::spawn(
+        &["--config", path.to_str().unwrap()],
+        &[("WSTICKET_LOG", "info")],
+    );
+
+    let forged = "mallory audience=admin ticket_ref=FORGED";
+    let mint = json!({"user_id": forged, "origin": ORIGIN});
+    let (status, minted) = post(&p.base, "/v1/tickets", ISSUER, mint).await;
+    assert_eq!(status, 201);
+    let ticket = minted["ticket"].as_str().unwrap().to_owned();
+    let redeem = json!({"ticket": ticket, "origin": ORIGIN});
+    assert_eq!(
+        post(&p.base, "/v1/tickets/redeem", REDEEMER, redeem.clone())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&p.base, "/v1/tickets/redeem", REDEEMER, redeem)
+            .await
+            .0,
+        409
+    );
+    // Characters that would hide or reorder what a reader sees are refused.
+    let hidden = json!({"user_id": "alice\u{202e}nimda", "origin": ORIGIN});
+    assert_eq!(post(&p.base, "/v1/tickets", ISSUER, hidden).await.0, 400);
+
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ2aWN0aW0ifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+    let r = http()
+        .get(format!("{}/healthz", p.base))
+        .header("x-request-id", jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], jwt);
+
+    let log = p.stop();
+    assert!(!log.contains(jwt), "a JWT request id was logged:\n{log}");
+    let quoted = format!("user_id={forged:?}");
+    for message in ["ticket minted", "ticket redeemed", "ticket reused"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} line:\n{log}"));
+        assert!(line.contains(&quoted), "{line}");
+    }
+    for line in log.lines().filter(|l| l.contains("ticket_ref=FORGED")) {
+        assert_eq!(
+            line.matches("ticket_ref=FORGED").count(),
+            line.matches(&quoted).count(),
+            "the user id reads as fields: {line}"
+        );
+    }
+}
+
 /// SIGTERM: /readyz turns 503 while the server still serves for
 /// `shutdown_delay_secs`; then no new connection is accepted, the request in
 /// flight still completes, and the process exits 0.
