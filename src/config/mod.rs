@@ -167,6 +167,55 @@ fn read_raw(path: Option<&Path>, env: &dyn Env) -> Result<RawConfig, ConfigError
     }
 }
 
+/// `serve --dev` adds public demo keys and a throw-away secret, so it must
+/// never run beside anything of a real deployment: no clients, no frontend
+/// auth, no Redis (whose tickets other replicas would honour), and no
+/// listener beyond this machine.
+fn dev_mode_alone(
+    clients: &[clients::RawClient],
+    auth: &auth::RawAuth,
+    shared_store: bool,
+    listeners: [(&str, SocketAddr); 2],
+) -> Result<(), ConfigError> {
+    let refuse = |field: &str, what: &str| {
+        err(
+            field,
+            format!(
+                "serve --dev adds public demo keys and must run alone: {what}; \
+                 run without --dev, or without this configuration"
+            ),
+        )
+    };
+    if shared_store {
+        return Err(refuse(
+            "store.redis_url",
+            "it runs only with the in-memory store (unset WSTICKET_REDIS_URL and the Redis \
+             settings of [store])",
+        ));
+    }
+    if !clients.is_empty() {
+        return Err(refuse(
+            "clients",
+            "it refuses a configuration with [[clients]]",
+        ));
+    }
+    if auth.jwt.is_some() {
+        return Err(refuse("auth.jwt", "it refuses frontend authentication"));
+    }
+    if auth.forward.is_some() {
+        return Err(refuse("auth.forward", "it refuses frontend authentication"));
+    }
+    for (field, addr) in listeners {
+        if !addr.ip().is_loopback() {
+            return Err(refuse(
+                field,
+                "it listens on loopback addresses only (127.0.0.1, ::1)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Load `path` (or `WSTICKET_CONFIG`, or nothing) and the environment.
     pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Settings, ConfigError> {
@@ -209,12 +258,13 @@ impl Settings {
 
         let store = store::parse(raw.store, env)?;
         let shared_store = matches!(store.backend, StoreBackend::Redis(_));
-        if dev && shared_store {
-            return Err(err(
-                "store.redis_url",
-                "serve --dev runs only with the in-memory store; unset the Redis URL \
-                 (WSTICKET_REDIS_URL, store.redis_url) or run without --dev",
-            ));
+        if dev {
+            dev_mode_alone(
+                &raw.clients,
+                &raw.auth,
+                shared_store,
+                [("listen", listen), ("admin_listen", admin_listen)],
+            )?;
         }
         let (mut tickets, secret_source) = tickets::parse(raw.tickets, env, shared_store, dev)?;
         let mut clients = clients::parse(raw.clients, &tickets.audiences)?;
@@ -537,6 +587,51 @@ mod tests {
         };
         let e = Settings::load_dev(None, &env).unwrap_err();
         assert_eq!(e.field, "store.redis_url");
+    }
+
+    /// Nothing of a real deployment runs beside the public demo keys.
+    #[test]
+    fn dev_mode_refuses_clients_frontend_auth_and_public_listeners() {
+        let dev = |text: &str, env: &dyn Env| {
+            Settings::from_raw(parse_raw(text).unwrap(), env, true).map(|_| ())
+        };
+        let client = format!(
+            "[[clients]]\nname = \"prod\"\nkey_sha256 = \"{}\"\ncan = [\"issue\"]",
+            key_sha256_hex("wsk_x")
+        );
+        let pem = "tests/fixtures/jwt/rsa1.pub.pem";
+        let cases = [
+            (client.as_str(), "clients"),
+            (
+                &format!("[auth.jwt]\nalgorithms = [\"RS256\"]\npublic_key_file = \"{pem}\""),
+                "auth.jwt",
+            ),
+            (
+                "[auth.forward]\nurl = \"http://app/whoami\"",
+                "auth.forward",
+            ),
+            ("listen = \"0.0.0.0:8080\"", "listen"),
+            ("admin_listen = \"192.0.2.1:9102\"", "admin_listen"),
+            (
+                "[store]\ncluster_urls = [\"redis://a:1\"]",
+                "store.redis_url",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = dev(text, &no_env).unwrap_err();
+            assert_eq!(e.field, field, "{text}: {e}");
+            assert!(e.message.contains("--dev"), "{e}");
+        }
+        let public = |name: &str| (name == "WSTICKET_LISTEN").then(|| "0.0.0.0:8080".to_owned());
+        assert_eq!(dev("", &public).unwrap_err().field, "listen");
+        // Loopback on either family is fine, and so are tickets settings.
+        assert!(
+            dev(
+                "listen = \"[::1]:8080\"\n[tickets]\nmax_ttl_secs = 60",
+                &no_env
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -177,6 +177,53 @@ fn serve_dev_refuses_a_redis_url() {
     );
 }
 
+/// Run `cmd`, which must exit on its own (a refusal): if it is still
+/// running after 10 s, it accepted what it should have refused and is
+/// serving; kill it and fail.
+fn must_exit(cmd: &mut Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still running after 10 s: it started serving");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The public demo keys never run beside a real deployment's clients, or
+/// on a non-loopback address.
+#[test]
+fn serve_dev_refuses_a_production_config_and_public_addresses() {
+    let prod = temp_file("prod.toml", &base_config(Backend::Memory, None, "p:", ""));
+    let out = must_exit(
+        Command::new(BIN)
+            .args(["serve", "--dev", "--config"])
+            .arg(&prod)
+            .env("WSTICKET_LISTEN", "127.0.0.1:0")
+            .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("clients") && err.contains("--dev"), "{err}");
+
+    let out = must_exit(
+        Command::new(BIN)
+            .args(["serve", "--dev"])
+            .env("WSTICKET_LISTEN", "0.0.0.0:0")
+            .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listen") && err.contains("loopback"), "{err}");
+}
+
 #[test]
 fn keygen_prints_a_key_its_hash_and_a_secret() {
     let out = Command::new(BIN).arg("keygen").output().unwrap();
