@@ -1,0 +1,296 @@
+"""``WsTicketMiddleware``: redeem the handshake's ticket, or close the socket."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from asgiref.sync import iscoroutinefunction
+from channels.db import database_sync_to_async
+
+from . import _settings
+from ._carrier import (
+    SUBPROTOCOL,
+    SUBPROTOCOL_PREFIX,
+    looks_like_ticket,
+    origin_of,
+    select_subprotocol,
+    take_tickets,
+)
+from .transport import Transport, TransportError, get_default_transport
+
+logger = logging.getLogger("wsticket_channels")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: No, unknown, expired, reused or malformed ticket, or no such user: mint a new ticket.
+CLOSE_UNAUTHORIZED = 4401
+#: The ticket is for another origin or audience: do not retry as is.
+CLOSE_FORBIDDEN = 4403
+#: wsticket is unreachable, too slow, failing, or refuses this server's key: retry later.
+CLOSE_UNAVAILABLE = 4503
+
+REDEEM_PATH = "/v1/tickets/redeem"
+
+_CODE_RE = re.compile(r"[a-z_]{1,64}")
+
+
+class WsTicketInfo(TypedDict):
+    """``scope["wsticket"]``: what wsticket said about the redeemed ticket."""
+
+    user_id: str
+    claims: dict[str, Any]
+    audience: str
+    origin: str | None
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    code: int
+
+
+def _problem_code(body: bytes) -> str:
+    """The ``code`` of a problem+json body, if it looks like one; for logs and decisions."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "-"
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, str) and _CODE_RE.fullmatch(code) else "-"
+
+
+def _identity(body: bytes) -> WsTicketInfo | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    user_id, audience = data.get("user_id"), data.get("audience")
+    claims, origin = data.get("claims", {}), data.get("origin")
+    if not (isinstance(user_id, str) and user_id and isinstance(audience, str)):
+        return None
+    if not isinstance(claims, dict) or not (origin is None or isinstance(origin, str)):
+        return None
+    return WsTicketInfo(user_id=user_id, claims=claims, audience=audience, origin=origin)
+
+
+class WsTicketMiddleware:
+    """ASGI middleware that admits a WebSocket only with a ticket wsticket accepts.
+
+    ``WsTicketMiddleware(URLRouter([...]))``. For a ``websocket`` scope it
+    takes the ticket from the query string (``ticket=``) or from a
+    ``wsticket.<ticket>`` subprotocol entry, redeems it with the handshake's
+    ``Origin``, resolves the user, and runs the inner application with
+    ``scope["user"]`` and ``scope["wsticket"]`` set and the ticket removed
+    from ``query_string``, ``subprotocols`` and the ``Sec-WebSocket-Protocol``
+    header. Otherwise it accepts the handshake and closes it at once with
+    4401, 4403 or 4503, and the inner application never runs.
+
+    Other scope types pass through untouched. The settings are read, and
+    checked, here in the constructor: a wrong one raises
+    ``ImproperlyConfigured`` at start-up.
+    """
+
+    def __init__(self, inner: ASGIApp, *, transport: Transport | None = None) -> None:
+        self.inner = inner
+        self._config = _settings.redeem_config()
+        from .resolvers import default_user_resolver  # needs the app registry: import late
+
+        self._resolver = _settings.user_resolver(default_user_resolver)
+        self._transport: Transport = transport or get_default_transport()
+        self._redeem_url = self._config.url + REDEEM_PATH
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "websocket":
+            await self.inner(scope, receive, send)
+            return
+
+        carried = take_tickets(scope)
+        offered = {"subprotocols": carried.subprotocols}
+        result = await self._admit(scope, carried.tickets)
+        if isinstance(result, _Refusal):
+            await self._refuse(select_subprotocol(offered), receive, send, result.code)
+            return
+
+        user, info = result
+        inner_scope = dict(scope)
+        inner_scope.update(
+            query_string=carried.query_string,
+            subprotocols=carried.subprotocols,
+            headers=carried.headers,
+            user=user,
+            wsticket=info,
+        )
+        await self.inner(inner_scope, receive, _guard_accept(send, carried.subprotocols))
+
+    async def _admit(
+        self, scope: Scope, tickets: list[str]
+    ) -> _Refusal | tuple[Any, WsTicketInfo]:
+        if not tickets or tickets == [""]:
+            logger.info("websocket refused (4401): no ticket")
+            return _Refusal(CLOSE_UNAUTHORIZED)
+        if len(tickets) > 1:
+            logger.info("websocket refused (4401): more than one ticket in the handshake")
+            return _Refusal(CLOSE_UNAUTHORIZED)
+        ticket = tickets[0]
+        if not looks_like_ticket(ticket):
+            logger.info("websocket refused (4401): the ticket is malformed")
+            return _Refusal(CLOSE_UNAUTHORIZED)
+        origin, origin_ok = origin_of(scope.get("headers") or ())
+        if not origin_ok:
+            logger.info("websocket refused (4403): more than one Origin header")
+            return _Refusal(CLOSE_FORBIDDEN)
+
+        redeemed = await self._redeem(ticket, origin)
+        if isinstance(redeemed, _Refusal):
+            return redeemed
+
+        try:
+            user = await self._resolve(redeemed["user_id"], redeemed["claims"])
+        except Exception:
+            logger.exception(
+                "websocket refused (4503): the user resolver raised (user_id=%r)",
+                redeemed["user_id"],
+            )
+            return _Refusal(CLOSE_UNAVAILABLE)
+        if user is None:
+            logger.info("websocket refused (4401): no user for user_id=%r", redeemed["user_id"])
+            return _Refusal(CLOSE_UNAUTHORIZED)
+        return user, redeemed
+
+    async def _redeem(self, ticket: str, origin: str | None) -> _Refusal | WsTicketInfo:
+        # Our own request id, to find this redeem in wsticket's logs.
+        request_id = uuid.uuid4().hex
+        try:
+            response = await self._transport.post_json(
+                self._redeem_url,
+                headers={
+                    "Authorization": f"Bearer {self._config.key}",
+                    "X-Request-Id": request_id,
+                },
+                body={"ticket": ticket, "origin": origin},
+                timeout=self._config.timeout,
+            )
+        except TransportError as e:
+            logger.warning(
+                "websocket refused (4503): wsticket did not answer the redeem (%s) request_id=%s",
+                e.reason,
+                request_id,
+            )
+            return _Refusal(CLOSE_UNAVAILABLE)
+
+        status = response.status
+        if status == 200:
+            info = _identity(response.body)
+            if info is None:
+                logger.error(
+                    "websocket refused (4503): wsticket's 200 answer is not a redeem result "
+                    "request_id=%s",
+                    request_id,
+                )
+                return _Refusal(CLOSE_UNAVAILABLE)
+            logger.info(
+                "websocket admitted: user_id=%r audience=%r request_id=%s",
+                info["user_id"],
+                info["audience"],
+                request_id,
+            )
+            return info
+
+        code = _problem_code(response.body)
+        if status in (400, 404, 409):
+            log = logger.warning if status == 409 else logger.info
+            log(
+                "websocket refused (4401): wsticket answered %s %s request_id=%s",
+                status,
+                code,
+                request_id,
+            )
+            return _Refusal(CLOSE_UNAUTHORIZED)
+        if status == 403 and code in ("origin_mismatch", "audience_mismatch"):
+            logger.warning(
+                "websocket refused (4403): wsticket answered %s %s request_id=%s",
+                status,
+                code,
+                request_id,
+            )
+            return _Refusal(CLOSE_FORBIDDEN)
+        if status in (401, 403):
+            logger.error(
+                "websocket refused (4503): wsticket refused this server's redeem key "
+                "(%s %s): check WSTICKET_REDEEM_KEY / WSTICKET_REDEEM_KEY_FILE and that the "
+                "key has the 'redeem' permission and the audience request_id=%s",
+                status,
+                code,
+                request_id,
+            )
+            return _Refusal(CLOSE_UNAVAILABLE)
+        if status >= 500:
+            logger.warning(
+                "websocket refused (4503): wsticket answered %s %s request_id=%s",
+                status,
+                code,
+                request_id,
+            )
+        else:
+            logger.error(
+                "websocket refused (4503): unexpected answer from wsticket (%s %s); "
+                "is WSTICKET_URL right? request_id=%s",
+                status,
+                code,
+                request_id,
+            )
+        return _Refusal(CLOSE_UNAVAILABLE)
+
+    async def _resolve(self, user_id: str, claims: dict[str, Any]) -> Any:
+        resolver = self._resolver
+        if iscoroutinefunction(resolver) or iscoroutinefunction(
+            getattr(resolver, "__call__", None)  # noqa: B004 - an object with async __call__
+        ):
+            return await resolver(user_id, claims)
+        # A sync resolver may touch the database: never on the event loop.
+        result = await database_sync_to_async(resolver)(user_id, claims)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    @staticmethod
+    async def _refuse(subprotocol: str | None, receive: Receive, send: Send, code: int) -> None:
+        # A close code reaches the page only over an open socket: accept, then close.
+        message = await receive()
+        if message.get("type") != "websocket.connect":
+            return  # the client went away first
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        await send({"type": "websocket.close", "code": code})
+
+
+def _guard_accept(send: Send, offered: list[str]) -> Send:
+    """Keep the application's ``websocket.accept`` browser-safe.
+
+    A ticket entry is never selected. When the page offered only
+    ``wsticket`` and the application selects nothing, select ``wsticket``:
+    a browser fails a handshake whose offered protocols were all ignored.
+    """
+
+    async def guarded(message: Message) -> None:
+        if message.get("type") == "websocket.accept":
+            chosen = message.get("subprotocol")
+            if isinstance(chosen, str) and chosen.strip().startswith(SUBPROTOCOL_PREFIX):
+                logger.error("the application selected a ticket subprotocol entry; replaced")
+                message = {**message, "subprotocol": select_subprotocol({"subprotocols": offered})}
+            elif chosen is None and offered == [SUBPROTOCOL]:
+                message = {**message, "subprotocol": SUBPROTOCOL}
+        await send(message)
+
+    return guarded
