@@ -629,6 +629,9 @@ def check_config_with_binary(binary: pathlib.Path, case: str, r: dict[str, Any])
                 f.write_text(hashlib.sha256(secrets.token_bytes(32)).hexdigest() + "\n")
             else:
                 f.write_text(secrets.token_urlsafe(24) + "\n")
+            # As the chart mounts them (defaultMode 0440): wsticket refuses
+            # secret files others may write and warns about ones all may read.
+            f.chmod(0o440)
         conf = tmp / "wsticket.toml"
         conf.write_text(r["config"].replace(SECRETS_ROOT + "/", f"{sdir}/"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("WSTICKET_")}

@@ -3,7 +3,7 @@
 
 use super::Env;
 use super::checks::{
-    ConfigError, audience_scope, err, http_url, in_range, read_file, value_or_file,
+    ConfigError, FileHolds, Pair, audience_scope, err, http_url, in_range, read_file, value_or_file,
 };
 use crate::auth::forward::{ForwardMethod, ForwardSettings};
 use crate::auth::jwt::{self, Family, JwtSettings, KeySource, VerifyingKey};
@@ -70,20 +70,29 @@ fn key_source(
     raw: &mut RawJwt,
     env: &dyn Env,
     families: &HashSet<Family>,
+    warnings: &mut Vec<String>,
 ) -> Result<KeySource, ConfigError> {
     let f = jwt_field;
     let hs_secret = match env.var("WSTICKET_AUTH_JWT_HS_SECRET") {
         Some(s) => Some(SecretString::from(s)),
         None => value_or_file(
-            &f("hs_secret"),
-            raw.hs_secret.take(),
-            raw.hs_secret_file.as_deref(),
+            Pair {
+                field: &f("hs_secret"),
+                value: raw.hs_secret.take(),
+                file_field: &f("hs_secret_file"),
+                file: raw.hs_secret_file.as_deref(),
+            },
+            FileHolds::Secret(warnings),
         )?,
     };
     let pem = value_or_file(
-        &f("public_key_pem"),
-        raw.public_key_pem.take(),
-        raw.public_key_file.as_deref(),
+        Pair {
+            field: &f("public_key_pem"),
+            value: raw.public_key_pem.take(),
+            file_field: &f("public_key_file"),
+            file: raw.public_key_file.as_deref(),
+        },
+        FileHolds::Public,
     )?;
     let sources = [
         raw.jwks_url.is_some(),
@@ -166,6 +175,7 @@ pub(super) fn jwt(
     mut raw: RawJwt,
     env: &dyn Env,
     audiences: &[Audience],
+    warnings: &mut Vec<String>,
 ) -> Result<JwtSettings, ConfigError> {
     let f = jwt_field;
     if raw.algorithms.is_empty() {
@@ -185,7 +195,7 @@ pub(super) fn jwt(
     // for any other application would mint tickets here.
     let key_set = raw.jwks_url.is_some() || raw.jwks_file.is_some();
     let skip_checks = raw.insecure_skip_issuer_audience.unwrap_or(false);
-    let keys = key_source(&mut raw, env, &families)?;
+    let keys = key_source(&mut raw, env, &families, warnings)?;
     if key_set && !skip_checks {
         for (name, value) in [("issuer", &raw.issuer), ("audience", &raw.audience)] {
             if value.is_none() {

@@ -58,31 +58,102 @@ pub(crate) fn read_file(field: &str, path: &Path) -> Result<String, ConfigError>
         .map_err(|e| err(field, format!("cannot read {}: {e}", path.display())))
 }
 
-/// The one rule for every `<name>` / `<name>_file` pair: at most one of the
-/// two, and a file is read at start. `field` is the dotted name of the value
-/// (`store.redis_url`); the file's is `<field>_file`.
-pub(crate) fn value_or_file(
+/// A file that holds a secret (a password, a ticket secret, a key hash, an
+/// HMAC secret, a URL with a password): refused when users other than its
+/// owner may write to it (they could swap the secret), and noted in
+/// `warnings` when every user may read it.
+pub(crate) fn read_secret_file(
     field: &str,
-    value: Option<String>,
-    file: Option<&Path>,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<String, ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| err(field, format!("cannot read {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        let fix = format!("chmod 600 {}", path.display());
+        if mode & 0o022 != 0 {
+            let who = if mode & 0o002 != 0 {
+                "every user"
+            } else {
+                "its group"
+            };
+            return Err(err(
+                field,
+                format!(
+                    "{} holds a secret and {who} may write to it (mode {:03o}); \
+                     make it private: {fix}",
+                    path.display(),
+                    mode & 0o777
+                ),
+            ));
+        }
+        if mode & 0o004 != 0 {
+            warnings.push(format!(
+                "{field}: {} holds a secret and every user may read it (mode {:03o}); \
+                 make it private: {fix}",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    read_file(field, path)
+}
+
+/// What a `<name>_file` holds: a secret (checked by [`read_secret_file`],
+/// with the warnings going here) or public data.
+pub(crate) enum FileHolds<'a> {
+    Secret(&'a mut Vec<String>),
+    Public,
+}
+
+/// A value that may be given in the file or in a file of its own: `field`
+/// and `file_field` are their dotted names (`store.redis_url`,
+/// `store.redis_url_file`).
+pub(crate) struct Pair<'a> {
+    pub(crate) field: &'a str,
+    pub(crate) value: Option<String>,
+    pub(crate) file_field: &'a str,
+    pub(crate) file: Option<&'a Path>,
+}
+
+/// The one rule for every value / `_file` pair: at most one of the two, and
+/// a file is read at start.
+pub(crate) fn value_or_file(
+    pair: Pair<'_>,
+    holds: FileHolds<'_>,
 ) -> Result<Option<SecretString>, ConfigError> {
-    let file_field = format!("{field}_file");
+    let Pair {
+        field,
+        value,
+        file_field,
+        file,
+    } = pair;
     match (value, file) {
         (Some(_), Some(_)) => Err(err(field, format!("set {field} or {file_field}, not both"))),
         (Some(v), None) => Ok(Some(v.into())),
-        (None, Some(p)) => Ok(Some(read_file(&file_field, p)?.into())),
+        (None, Some(p)) => {
+            let text = match holds {
+                FileHolds::Secret(warnings) => read_secret_file(file_field, p, warnings)?,
+                FileHolds::Public => read_file(file_field, p)?,
+            };
+            Ok(Some(text.into()))
+        }
         (None, None) => Ok(None),
     }
 }
 
 /// Like [`value_or_file`], for a secret that must be set.
-pub(crate) fn required_value_or_file(
-    field: &str,
-    value: Option<String>,
-    file: Option<&Path>,
+pub(crate) fn required_secret(
+    pair: Pair<'_>,
+    warnings: &mut Vec<String>,
 ) -> Result<SecretString, ConfigError> {
-    value_or_file(field, value, file)?
-        .ok_or_else(|| err(field, format!("set {field} or {field}_file")))
+    let (field, file_field) = (pair.field, pair.file_field);
+    value_or_file(pair, FileHolds::Secret(warnings))?
+        .ok_or_else(|| err(field, format!("set {field} or {file_field}")))
 }
 
 /// An `http://` or `https://` URL. Never echoed: it may carry credentials.

@@ -1,6 +1,6 @@
 //! `[[clients]]`: the API keys of trusted backends and WebSocket servers.
 
-use super::checks::{ConfigError, audience_scope, err, required_value_or_file};
+use super::checks::{ConfigError, Pair, audience_scope, err, required_secret};
 use crate::auth::{ApiClient, Permission};
 use crate::domain::Audience;
 use secrecy::ExposeSecret;
@@ -18,7 +18,12 @@ pub(super) struct RawClient {
     audiences: Option<Vec<String>>,
 }
 
-fn client(i: usize, raw: RawClient, audiences: &[Audience]) -> Result<ApiClient, ConfigError> {
+fn client(
+    i: usize,
+    raw: RawClient,
+    audiences: &[Audience],
+    warnings: &mut Vec<String>,
+) -> Result<ApiClient, ConfigError> {
     let field = |name: &str| format!("clients[{i}].{name}");
     if raw.name.is_empty() || raw.name.len() > 64 || raw.name.chars().any(char::is_control) {
         return Err(err(field("name"), "1-64 characters, no control characters"));
@@ -40,10 +45,14 @@ fn client(i: usize, raw: RawClient, audiences: &[Audience]) -> Result<ApiClient,
     } else {
         field("key_sha256")
     };
-    let hash = required_value_or_file(
-        &field("key_sha256"),
-        raw.key_sha256,
-        raw.key_sha256_file.as_deref(),
+    let hash = required_secret(
+        Pair {
+            field: &field("key_sha256"),
+            value: raw.key_sha256,
+            file_field: &field("key_sha256_file"),
+            file: raw.key_sha256_file.as_deref(),
+        },
+        warnings,
     )?;
     ApiClient::new(raw.name, hash.expose_secret(), can, scope).map_err(|e| err(hash_field, e))
 }
@@ -52,11 +61,12 @@ fn client(i: usize, raw: RawClient, audiences: &[Audience]) -> Result<ApiClient,
 pub(super) fn parse(
     raw: Vec<RawClient>,
     audiences: &[Audience],
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<ApiClient>, ConfigError> {
     let clients = raw
         .into_iter()
         .enumerate()
-        .map(|(i, c)| client(i, c, audiences))
+        .map(|(i, c)| client(i, c, audiences, warnings))
         .collect::<Result<Vec<_>, _>>()?;
     for (i, c) in clients.iter().enumerate() {
         if clients[..i].iter().any(|o| o.name == c.name) {

@@ -87,6 +87,8 @@ pub struct Settings {
     pub(crate) forward: Option<ForwardSettings>,
     /// `serve --dev`: the demo set-up, never for production.
     pub(crate) dev_mode: bool,
+    /// Found while reading files (secret files every user may read).
+    file_warnings: Vec<String>,
 }
 
 /// Where environment variables come from (the process, or a map in tests).
@@ -256,7 +258,9 @@ impl Settings {
             0..=60,
         )?;
 
-        let store = store::parse(raw.store, env)?;
+        // Warnings found while reading (secret files anyone may read).
+        let mut file_warnings = Vec::new();
+        let store = store::parse(raw.store, env, &mut file_warnings)?;
         let shared_store = matches!(store.backend, StoreBackend::Redis(_));
         if dev {
             dev_mode_alone(
@@ -266,8 +270,9 @@ impl Settings {
                 [("listen", listen), ("admin_listen", admin_listen)],
             )?;
         }
-        let (mut tickets, secret_source) = tickets::parse(raw.tickets, env, shared_store, dev)?;
-        let mut clients = clients::parse(raw.clients, &tickets.audiences)?;
+        let (mut tickets, secret_source) =
+            tickets::parse(raw.tickets, env, shared_store, dev, &mut file_warnings)?;
+        let mut clients = clients::parse(raw.clients, &tickets.audiences, &mut file_warnings)?;
         if dev {
             let origin = Origin::parse(DEV_ORIGIN).map_err(|e| err("dev", e.to_string()))?;
             tickets.allowed_origins.push_exact(origin);
@@ -288,7 +293,7 @@ impl Settings {
         let jwt = raw
             .auth
             .jwt
-            .map(|j| auth::jwt(j, env, &tickets.audiences))
+            .map(|j| auth::jwt(j, env, &tickets.audiences, &mut file_warnings))
             .transpose()?;
         let forward = raw
             .auth
@@ -307,13 +312,14 @@ impl Settings {
             jwt,
             forward,
             dev_mode: dev,
+            file_warnings,
         })
     }
 
     /// What a valid configuration may still get wrong: `serve` logs these at
     /// start and `check-config` prints them.
     pub(crate) fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.file_warnings.clone();
         if self.dev_mode {
             out.push(
                 "DEV MODE: in-memory store, a throw-away ticket secret and PUBLIC demo API keys. \
@@ -652,34 +658,118 @@ mod tests {
 
     #[test]
     fn a_value_and_its_file_together_are_an_error_naming_both() {
-        for (text, field) in [
+        for (text, field, file_field) in [
             (
                 "[store]\nredis_url = \"redis://x\"\nredis_url_file = \"/p\"",
                 "store.redis_url",
+                "store.redis_url_file",
             ),
             (
                 "[tickets]\nsecrets = [{ id = \"k1\", secret = \"x\", secret_file = \"/p\" }]",
                 "tickets.secrets[0].secret",
+                "tickets.secrets[0].secret_file",
             ),
             (
                 "[[clients]]\nname = \"a\"\nkey_sha256 = \"00\"\nkey_sha256_file = \"/p\"\ncan = [\"issue\"]",
                 "clients[0].key_sha256",
+                "clients[0].key_sha256_file",
             ),
             (
                 "[auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret = \"x\"\nhs_secret_file = \"/p\"",
                 "auth.jwt.hs_secret",
+                "auth.jwt.hs_secret_file",
             ),
             (
                 "[auth.jwt]\nalgorithms = [\"RS256\"]\npublic_key_pem = \"x\"\npublic_key_file = \"/p\"",
                 "auth.jwt.public_key_pem",
+                "auth.jwt.public_key_file",
             ),
         ] {
             let e = load(text).unwrap_err();
             assert_eq!(e.field, field, "{text}: {e}");
+            assert_eq!(
+                e.message,
+                format!("set {field} or {file_field}, not both"),
+                "{text}"
+            );
+        }
+    }
+
+    /// A file holding a secret, with `mode`.
+    fn secret_file(mode: u32) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("wsticket-config-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        std::fs::write(&path, ServerSecret::generate("k1").unwrap().expose_base64()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn secret_files_others_may_write_are_refused_and_readable_ones_warned_about() {
+        let with = |path: &std::path::Path| {
+            load(&format!(
+                "[tickets]\nsecrets = [{{ id = \"k1\", secret_file = {:?} }}]",
+                path.display().to_string()
+            ))
+        };
+        for mode in [0o666, 0o620, 0o602, 0o660] {
+            let path = secret_file(mode);
+            let e = with(&path).unwrap_err();
+            assert_eq!(e.field, "tickets.secrets[0].secret_file", "{mode:o}: {e}");
             assert!(
-                e.message.contains(&format!("{field}_file")) && e.message.contains("not both"),
+                e.message.contains(&format!("chmod 600 {}", path.display())),
                 "{e}"
             );
+        }
+        let readable = secret_file(0o644);
+        let w = with(&readable).unwrap().warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("every user may read it") && w.contains("chmod 600")),
+            "{w:?}"
+        );
+        for mode in [0o600, 0o400, 0o640, 0o440] {
+            let w = with(&secret_file(mode)).unwrap().warnings();
+            assert!(!w.iter().any(|w| w.contains("may read")), "{mode:o}: {w:?}");
+        }
+        // Every kind of secret file is checked, not only ticket secrets.
+        let open = secret_file(0o666);
+        let p = format!("{:?}", open.display().to_string());
+        for (text, field) in [
+            (
+                format!("[store]\nredis_url_file = {p}"),
+                "store.redis_url_file",
+            ),
+            (
+                format!("[store]\ncluster_urls = [\"redis://a\"]\ncluster_password_file = {p}"),
+                "store.cluster_password_file",
+            ),
+            (
+                format!(
+                    "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"redis://a\"]\nmaster_password_file = {p}"
+                ),
+                "store.sentinel.master_password_file",
+            ),
+            (
+                format!(
+                    "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"redis://a\"]\nsentinel_password_file = {p}"
+                ),
+                "store.sentinel.sentinel_password_file",
+            ),
+            (
+                format!("[[clients]]\nname = \"a\"\nkey_sha256_file = {p}\ncan = [\"issue\"]"),
+                "clients[0].key_sha256_file",
+            ),
+            (
+                format!("[auth.jwt]\nalgorithms = [\"HS256\"]\nhs_secret_file = {p}"),
+                "auth.jwt.hs_secret_file",
+            ),
+        ] {
+            let e = load(&text).unwrap_err();
+            assert_eq!(e.field, field, "{text}: {e}");
+            assert!(e.message.contains("chmod 600"), "{e}");
         }
     }
 

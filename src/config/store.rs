@@ -2,7 +2,7 @@
 //! Sentinel.
 
 use super::Env;
-use super::checks::{ConfigError, err, in_range, read_file, value_or_file};
+use super::checks::{ConfigError, FileHolds, Pair, err, in_range, read_secret_file, value_or_file};
 use crate::store::{RedisSettings, RedisTopology, StoreBackend, StoreSettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -67,22 +67,34 @@ fn url_list(field: &str, urls: Vec<String>) -> Result<Vec<SecretString>, ConfigE
     Ok(urls.into_iter().map(SecretString::from).collect())
 }
 
-fn password(field: &str, path: Option<&PathBuf>) -> Result<Option<SecretString>, ConfigError> {
-    path.map(|p| read_file(field, p).map(SecretString::from))
+fn password(
+    field: &str,
+    path: Option<&PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<SecretString>, ConfigError> {
+    path.map(|p| read_secret_file(field, p, &mut *warnings).map(SecretString::from))
         .transpose()
 }
 
 /// Which Redis, if any. `WSTICKET_REDIS_URL` names a single node and wins
 /// over everything in the file.
-fn topology(raw: &mut RawStore, env: &dyn Env) -> Result<Option<RedisTopology>, ConfigError> {
+fn topology(
+    raw: &mut RawStore,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<Option<RedisTopology>, ConfigError> {
     if let Some(url) = env.var("WSTICKET_REDIS_URL") {
         redis_url("WSTICKET_REDIS_URL", &url)?;
         return Ok(Some(RedisTopology::Single { url: url.into() }));
     }
     let single = value_or_file(
-        "store.redis_url",
-        raw.redis_url.take(),
-        raw.redis_url_file.as_deref(),
+        Pair {
+            field: "store.redis_url",
+            value: raw.redis_url.take(),
+            file_field: "store.redis_url_file",
+            file: raw.redis_url_file.as_deref(),
+        },
+        FileHolds::Secret(warnings),
     )?;
     if raw.cluster_password_file.is_some() && raw.cluster_urls.is_none() {
         return Err(err(
@@ -110,6 +122,7 @@ fn topology(raw: &mut RawStore, env: &dyn Env) -> Result<Option<RedisTopology>, 
                     password: password(
                         "store.cluster_password_file",
                         raw.cluster_password_file.as_ref(),
+                        warnings,
                     )?,
                 })
             }
@@ -128,10 +141,12 @@ fn topology(raw: &mut RawStore, env: &dyn Env) -> Result<Option<RedisTopology>, 
                     password: password(
                         "store.sentinel.master_password_file",
                         s.master_password_file.as_ref(),
+                        warnings,
                     )?,
                     sentinel_password: password(
                         "store.sentinel.sentinel_password_file",
                         s.sentinel_password_file.as_ref(),
+                        warnings,
                     )?,
                 })
             }
@@ -146,7 +161,11 @@ fn topology(raw: &mut RawStore, env: &dyn Env) -> Result<Option<RedisTopology>, 
     )
 }
 
-pub(super) fn parse(mut raw: RawStore, env: &dyn Env) -> Result<StoreSettings, ConfigError> {
+pub(super) fn parse(
+    mut raw: RawStore,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<StoreSettings, ConfigError> {
     let command_timeout_ms = in_range(
         "store.command_timeout_ms",
         raw.command_timeout_ms,
@@ -159,7 +178,7 @@ pub(super) fn parse(mut raw: RawStore, env: &dyn Env) -> Result<StoreSettings, C
         DEFAULT_CONNECT_TIMEOUT_MS,
         TIMEOUT_RANGE_MS,
     )?;
-    let topology = topology(&mut raw, env)?;
+    let topology = topology(&mut raw, env, warnings)?;
     let max_in_flight = in_range(
         "store.max_in_flight",
         raw.max_in_flight,

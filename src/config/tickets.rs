@@ -1,7 +1,7 @@
 //! `[tickets]`: the ticket policy and the server secrets.
 
 use super::Env;
-use super::checks::{ConfigError, err, in_range, required_value_or_file};
+use super::checks::{ConfigError, Pair, err, in_range, required_secret};
 use crate::core::{MAX_TTL_LIMIT_SECS, TicketPolicy};
 use crate::crypto::{Keyring, ServerSecret};
 use crate::domain::{Audience, OriginAllowlist};
@@ -45,7 +45,11 @@ pub(crate) enum SecretSource {
 }
 
 /// `WSTICKET_TICKET_SECRETS` (`id:secret,id:secret`) or `tickets.secrets`.
-fn secrets(raw: Option<Vec<RawSecret>>, env: &dyn Env) -> Result<Vec<ServerSecret>, ConfigError> {
+fn secrets(
+    raw: Option<Vec<RawSecret>>,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ServerSecret>, ConfigError> {
     if let Some(list) = env.var("WSTICKET_TICKET_SECRETS") {
         let field = "WSTICKET_TICKET_SECRETS";
         return list
@@ -66,10 +70,14 @@ fn secrets(raw: Option<Vec<RawSecret>>, env: &dyn Env) -> Result<Vec<ServerSecre
         .enumerate()
         .map(|(i, s)| {
             let field = format!("tickets.secrets[{i}]");
-            let value = required_value_or_file(
-                &format!("{field}.secret"),
-                s.secret,
-                s.secret_file.as_deref(),
+            let value = required_secret(
+                Pair {
+                    field: &format!("{field}.secret"),
+                    value: s.secret,
+                    file_field: &format!("{field}.secret_file"),
+                    file: s.secret_file.as_deref(),
+                },
+                &mut *warnings,
             )?;
             ServerSecret::parse(&s.id, value.expose_secret()).map_err(|e| err(field, e))
         })
@@ -83,6 +91,7 @@ pub(super) fn parse(
     env: &dyn Env,
     needs_secrets: bool,
     dev: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<(TicketPolicy, SecretSource), ConfigError> {
     let max_ttl_secs = in_range(
         "tickets.max_ttl_secs",
@@ -132,7 +141,7 @@ pub(super) fn parse(
             format!("at most {MAX_BODY_BYTES} (the request body limit)"),
         ));
     }
-    let mut secrets = secrets(raw.secrets, env)?;
+    let mut secrets = secrets(raw.secrets, env, warnings)?;
     let mut source = SecretSource::Configured;
     if dev {
         secrets = vec![ServerSecret::generate("dev").map_err(|e| err("tickets.secrets", e))?];

@@ -213,6 +213,13 @@ pub fn shared_url() -> String {
         .clone()
 }
 
+/// A file only its owner may read or write, as wsticket wants secret files.
+fn write_private(path: &Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn temp_dir(kind: &str) -> PathBuf {
     let n: u64 = rand::random();
     let dir = std::env::temp_dir().join(format!("wsticket-{kind}-{n:016x}"));
@@ -263,7 +270,7 @@ impl RedisCluster {
         let dir = temp_dir("cluster");
         let password = format!("cluster-pw-{:016x}", rand::random::<u64>());
         let password_file = dir.join("password");
-        std::fs::write(&password_file, format!("{password}\n")).unwrap();
+        write_private(&password_file, &format!("{password}\n"));
         let nodes: Vec<RedisServer> = (0..6)
             .map(|i| {
                 RedisServer::start_any(&[
@@ -367,7 +374,7 @@ impl RedisSentinel {
         let dir = temp_dir("sentinel");
         let password = format!("sentinel-pw-{:016x}", rand::random::<u64>());
         let password_file = dir.join("password");
-        std::fs::write(&password_file, format!("{password}\n")).unwrap();
+        write_private(&password_file, &format!("{password}\n"));
         let master = RedisServer::start();
         let replica = RedisServer::start_with(
             free_port(),
