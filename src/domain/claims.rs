@@ -4,8 +4,10 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 /// What a ticket carries to its redeemer besides the user: a JSON object,
-/// kept as its JSON text. It is serialised once when the ticket is minted,
-/// sealed as it is, and written into the redeem answer without being parsed
+/// kept as its JSON text. Claims a caller sends are kept byte for byte as
+/// they came (numbers of any size or precision pass through untouched);
+/// claims from a credential are serialised once. Either way the text is
+/// sealed as it is and written into the redeem answer without being parsed
 /// into values again.
 pub(crate) struct Claims(Box<RawValue>);
 
@@ -26,6 +28,12 @@ impl Claims {
         // Serialising a map of JSON values cannot fail (its keys are strings).
         let text = serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned());
         Claims(RawValue::from_string(text).unwrap_or_else(|_| empty_raw()))
+    }
+
+    /// The claims of a request, as the caller wrote them; `None` unless they
+    /// are a JSON object.
+    pub(crate) fn from_raw(raw: Box<RawValue>) -> Option<Self> {
+        raw.get().starts_with('{').then_some(Claims(raw))
     }
 
     /// Serialised size in bytes (what `tickets.max_claims_bytes` limits).

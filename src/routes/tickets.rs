@@ -12,7 +12,6 @@ use actix_web::http::header::{CACHE_CONTROL, HeaderValue, ORIGIN};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use std::time::SystemTime;
 
 #[derive(Deserialize)]
@@ -22,7 +21,8 @@ pub(crate) struct MintBody {
     origin: Option<String>,
     audience: Option<String>,
     ttl_secs: Option<u64>,
-    claims: Option<Map<String, Value>>,
+    /// Kept as the caller wrote it: passed to the redeemer untouched.
+    claims: Option<Box<RawValue>>,
 }
 
 #[derive(Serialize)]
@@ -67,12 +67,19 @@ pub(crate) async fn mint(
     body: JsonBody<MintBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
+    let claims = match body.claims {
+        None => None,
+        Some(raw) => Some(
+            Claims::from_raw(raw)
+                .ok_or_else(|| ApiError::invalid("invalid value for `claims`: expected a map"))?,
+        ),
+    };
     let request = MintRequest {
         user_id: body.user_id,
         origin: body.origin,
         audience: body.audience,
         ttl_secs: body.ttl_secs,
-        claims: body.claims.as_ref().map(Claims::from_map),
+        claims,
         origin_header: req.headers().get(ORIGIN).and_then(|v| v.to_str().ok()),
     };
     let minted = core.mint(&caller, request).await?;

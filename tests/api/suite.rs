@@ -28,6 +28,7 @@ macro_rules! for_every_store {
 
 for_every_store!(
     mint_then_redeem_returns_what_was_bound,
+    claims_pass_through_untouched,
     a_second_redeem_is_reuse,
     expired_tickets_are_invalid,
     unknown_and_forged_tickets_are_invalid,
@@ -84,6 +85,43 @@ async fn mint_then_redeem_returns_what_was_bound(b: Backend) {
     r.expect(200, None);
     assert_eq!(r.body["audience"], "default");
     assert_eq!(r.body["claims"], json!({}));
+}
+
+/// Claims reach the redeemer byte for byte: numbers of any size or
+/// precision, escapes and spacing as the minting caller wrote them.
+async fn claims_pass_through_untouched(b: Backend) {
+    let app = spawn_app(b).await;
+    let claims = r#"{"big":123456789012345678901234567890,"f":1.10,"e":-0.0e-0,"s":"\u00e9\n","nested":{ "k" : [ 1 , 2 ] }}"#;
+    let body = format!(r#"{{"user_id":"alice","origin":"{ORIGIN}","claims":{claims}}}"#);
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", &format!("Bearer {ISSUER}")),
+    ];
+    let r = app
+        .post_raw("/v1/tickets", &headers, body.into_bytes())
+        .await;
+    r.expect(201, None);
+    let r = app
+        .redeem(r.body["ticket"].as_str().unwrap(), Some(ORIGIN))
+        .await;
+    r.expect(200, None);
+    assert!(
+        r.text.contains(&format!(r#""claims":{claims}"#)),
+        "claims changed on the way: {}",
+        r.text
+    );
+    // null counts as absent.
+    let r = app
+        .mint_as(
+            ISSUER,
+            json!({"user_id": "a", "origin": ORIGIN, "claims": null}),
+        )
+        .await;
+    r.expect(201, None);
+    let r = app
+        .redeem(r.body["ticket"].as_str().unwrap(), Some(ORIGIN))
+        .await;
+    assert!(r.text.contains(r#""claims":{}"#), "{}", r.text);
 }
 
 async fn a_second_redeem_is_reuse(b: Backend) {
