@@ -104,6 +104,10 @@ async def test_two_origin_headers_are_4403_without_redeem() -> None:
         (problem(403, "forbidden"), 4503),
         (problem(401, "unauthenticated"), 4503),
         (problem(413, "payload_too_large"), 4503),
+        # A 404 or 400 that is no verdict on the ticket (a wrong URL, a proxy).
+        (problem(404, "not_found"), 4503),
+        (TransportResponse(404, "text/html", b"<h1>Not Found</h1>"), 4503),
+        (problem(400, "unexpected"), 4503),
         (problem(500, "internal"), 4503),
         (problem(503, "store_unavailable"), 4503),
         (TransportResponse(502, "text/html", b"<h1>Bad gateway</h1>"), 4503),

@@ -52,6 +52,19 @@ def test_subprotocols_and_header() -> None:
     ]
 
 
+def test_ticket_entries_in_any_letter_case_are_taken() -> None:
+    carried = take_tickets(
+        {
+            "query_string": b"",
+            "subprotocols": ["chat.v2", f"WSTICKET.{T}"],
+            "headers": [(b"sec-websocket-protocol", f"chat.v2, WsTicket.{T}".encode())],
+        }
+    )
+    assert carried.tickets == [T]
+    assert carried.subprotocols == ["chat.v2"]
+    assert carried.headers == [(b"sec-websocket-protocol", b"chat.v2")]
+
+
 def test_scope_without_optional_keys() -> None:
     carried = take_tickets({})
     assert (carried.tickets, carried.query_string, carried.subprotocols, carried.headers) == (

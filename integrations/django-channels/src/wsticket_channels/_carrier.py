@@ -62,7 +62,9 @@ def _strip_query(query_string: bytes) -> tuple[list[str], bytes]:
 
 
 def _is_ticket_entry(entry: str) -> bool:
-    return entry.strip().startswith(SUBPROTOCOL_PREFIX)
+    # In any letter case: such an entry is never an application protocol, and
+    # never selected or passed on.
+    return entry.strip().lower().startswith(SUBPROTOCOL_PREFIX)
 
 
 def _strip_protocol_header(value: bytes) -> bytes | None:

@@ -209,7 +209,13 @@ class WsTicketMiddleware:
             return info
 
         code = _problem_code(response.body)
-        if status in (400, 404, 409):
+        # By status and problem code together: a 404 from a wrong URL or a
+        # proxy is no verdict on the ticket.
+        if (status, code) in (
+            (400, "invalid_request"),
+            (404, "ticket_invalid"),
+            (409, "ticket_reused"),
+        ):
             log = logger.warning if status == 409 else logger.info
             log(
                 "websocket refused (4401): wsticket answered %s %s request_id=%s",
@@ -286,7 +292,7 @@ def _guard_accept(send: Send, offered: list[str]) -> Send:
     async def guarded(message: Message) -> None:
         if message.get("type") == "websocket.accept":
             chosen = message.get("subprotocol")
-            if isinstance(chosen, str) and chosen.strip().startswith(SUBPROTOCOL_PREFIX):
+            if isinstance(chosen, str) and chosen.strip().lower().startswith(SUBPROTOCOL_PREFIX):
                 logger.error("the application selected a ticket subprotocol entry; replaced")
                 message = {**message, "subprotocol": select_subprotocol({"subprotocols": offered})}
             elif chosen is None and offered == [SUBPROTOCOL]:
