@@ -156,12 +156,15 @@ pub(crate) fn required_secret(
         .ok_or_else(|| err(field, format!("set {field} or {file_field}")))
 }
 
-/// An `http://` or `https://` URL. Never echoed: it may carry credentials.
+/// An `http://` or `https://` URL that parses. Never echoed: it may carry
+/// credentials.
 pub(crate) fn http_url(field: &str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(err(field, "must be an http(s) URL"))
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(err(field, "must be an http(s) URL"));
+    }
+    match url::Url::parse(url) {
+        Ok(u) if u.host().is_some() => Ok(()),
+        _ => Err(err(field, "is not a valid URL: check its host and port")),
     }
 }
 

@@ -880,4 +880,50 @@ mod tests {
             assert!(!e.to_string().contains("pw@"), "{e}");
         }
     }
+
+    /// check-config catches what serve would refuse: a URL the Redis client
+    /// or the HTTP client cannot use, never echoing a password.
+    #[test]
+    fn urls_are_parsed_as_serve_will_use_them() {
+        let env =
+            |name: &str| (name == "WSTICKET_REDIS_URL").then(|| "redis://:pw@[::1".to_owned());
+        let e = Settings::from_toml("", &env).unwrap_err();
+        assert_eq!(e.field, "WSTICKET_REDIS_URL", "{e}");
+        assert!(!e.to_string().contains("pw"), "{e}");
+        for (text, field) in [
+            (
+                "[store]\nredis_url = \"redis://:hunter2@host:notaport/0\"",
+                "store.redis_url",
+            ),
+            (
+                "[store]\nredis_url = \"redis://host:6379/zero\"",
+                "store.redis_url",
+            ),
+            (
+                "[store]\ncluster_urls = [\"redis://a:1\", \"redis://:hunter2@[::1\"]",
+                "store.cluster_urls[1]",
+            ),
+            (
+                "[store.sentinel]\nmaster_name = \"m\"\nurls = [\"redis://:hunter2@[::1\"]",
+                "store.sentinel.urls[0]",
+            ),
+            (
+                "[auth.forward]\nurl = \"http://:hunter2@[::1\"",
+                "auth.forward.url",
+            ),
+            ("[auth.forward]\nurl = \"https://\"", "auth.forward.url"),
+        ] {
+            let text = if text.starts_with("[store]\nredis_url") {
+                format!(
+                    "{text}\n[tickets]\nsecrets = [{{ id = \"k1\", secret = \"{}\" }}]",
+                    ServerSecret::generate("k1").unwrap().expose_base64()
+                )
+            } else {
+                text.to_owned()
+            };
+            let e = load(&text).unwrap_err();
+            assert_eq!(e.field, field, "{text}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+    }
 }

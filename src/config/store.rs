@@ -42,13 +42,18 @@ struct RawSentinel {
     sentinel_password_file: Option<PathBuf>,
 }
 
-/// A `redis://` or `rediss://` URL. Never echoed: it may carry a password.
+/// A `redis://` or `rediss://` URL the Redis client accepts, as `serve`
+/// will need it. Never echoed: it may carry a password.
 fn redis_url(field: &str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
-        Ok(())
-    } else {
-        Err(err(field, "must start with redis:// or rediss://"))
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(err(field, "must start with redis:// or rediss://"));
     }
+    crate::store::check_url(url).map_err(|why| {
+        err(
+            field,
+            format!("is not a valid Redis URL ({why}): check the host, port, database and password parts"),
+        )
+    })
 }
 
 /// One scheme per list: the Cluster client refuses a mix at start-up, and for

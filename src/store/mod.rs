@@ -8,7 +8,7 @@ mod memory;
 mod redis;
 
 pub(crate) use memory::MemoryStore;
-pub(crate) use redis::{RedisSettings, RedisStore, RedisTopology};
+pub(crate) use redis::{RedisSettings, RedisStore, RedisTopology, check_url};
 
 use std::sync::Arc;
 use std::time::Duration;

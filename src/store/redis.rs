@@ -190,6 +190,14 @@ pub(crate) struct RedisStore {
     in_flight: tokio::sync::Semaphore,
 }
 
+/// Does the Redis client accept `url`? What is wrong, without the URL (it
+/// may hold a password), when it does not.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    url.into_connection_info()
+        .map(drop)
+        .map_err(|e| format!("{:?}", e.kind()))
+}
+
 fn invalid(what: &str, e: &RedisError) -> String {
     format!("{what} is not valid ({:?})", e.kind())
 }

@@ -277,6 +277,20 @@ fn check_config_names_the_bad_field() {
     let missing = check_config(Path::new("/nonexistent/wsticket.toml"));
     assert_eq!(missing.status.code(), Some(2));
 
+    // A Redis URL serve could not use is refused here too, password unsaid.
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .env("WSTICKET_REDIS_URL", "redis://:hunter2@[::1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WSTICKET_REDIS_URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+
     // A value of the wrong type: the field by name, not the value.
     let typed = temp_file("typed.toml", "[tickets]\nmax_ttl_secs = \"ten\"\n");
     let out = check_config(&typed);
