@@ -10,7 +10,7 @@ use crate::auth::Authenticator;
 use crate::auth::forward::ForwardAuth;
 use crate::auth::jwt::{JwtSettings, JwtVerifier};
 use crate::config::Settings;
-use crate::core::TicketCore;
+use crate::core::{StoreFailedRedeems, TicketCore};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::routes::{self, ADMIN_ROUTES, API_ROUTES, middleware};
@@ -107,6 +107,7 @@ impl Application {
         let (admin_listener, admin_addr) = bind(settings.admin_listen)?;
         let policy = Arc::new(settings.tickets);
         let key_prefix: Arc<str> = settings.store.key_prefix.into();
+        let store_failed = Arc::new(StoreFailedRedeems::default());
         let cores: Vec<web::Data<TicketCore>> = stores
             .into_iter()
             .map(|store| {
@@ -115,6 +116,7 @@ impl Application {
                     store,
                     key_prefix.clone(),
                     metrics.clone(),
+                    store_failed.clone(),
                 ))
             })
             .collect();

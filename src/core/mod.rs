@@ -36,6 +36,59 @@ pub(crate) struct TicketCore {
     store: Store,
     key_prefix: Arc<str>,
     metrics: Arc<Metrics>,
+    store_failed: Arc<StoreFailedRedeems>,
+}
+
+/// Tickets whose redeem failed in the store lately, in this process (shared
+/// by its workers). A store that timed out may still have consumed the
+/// ticket, so when one of these is presented again (a retried redeem, most
+/// likely) it is no sign of a leak: see [`Outcome::ReusedAfterStoreError`].
+/// Bounded, and touched only on store failures and reuses.
+#[derive(Debug, Default)]
+pub(crate) struct StoreFailedRedeems {
+    /// `ticket_ref` → until when it counts.
+    refs: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    /// Whether `refs` may hold anything: every successful redeem asks, and
+    /// must not take the lock for it while there was no store failure.
+    any: std::sync::atomic::AtomicBool,
+}
+
+impl StoreFailedRedeems {
+    const MAX: usize = 10_000;
+
+    fn note(&self, ticket_ref: String, window: Duration) {
+        let now = Instant::now();
+        let mut refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
+        if refs.len() >= Self::MAX {
+            refs.retain(|_, until| *until > now);
+        }
+        if refs.len() < Self::MAX {
+            refs.insert(ticket_ref, now + window);
+            self.any.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn forget(&self, ticket_ref: &str) {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let mut refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
+        refs.remove(ticket_ref);
+        let now = Instant::now();
+        refs.retain(|_, until| *until > now);
+        if refs.is_empty() {
+            self.any.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn contains(&self, ticket_ref: &str) -> bool {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
+        let refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
+        refs.get(ticket_ref)
+            .is_some_and(|until| *until > Instant::now())
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -54,12 +107,14 @@ impl TicketCore {
         store: Store,
         key_prefix: Arc<str>,
         metrics: Arc<Metrics>,
+        store_failed: Arc<StoreFailedRedeems>,
     ) -> Self {
         TicketCore {
             policy,
             store,
             key_prefix,
             metrics,
+            store_failed,
         }
     }
 

@@ -34,6 +34,10 @@ pub(crate) enum Outcome {
     Ok,
     Invalid,
     Reused,
+    /// Presented again after a redeem of it failed in the store (this
+    /// process saw the failure): the store may have consumed it then, so a
+    /// retried redeem, not a leak.
+    ReusedAfterStoreError,
     OriginMismatch,
     AudienceMismatch,
     Malformed,
@@ -45,6 +49,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Invalid => "invalid",
             Outcome::Reused => "reused",
+            Outcome::ReusedAfterStoreError => "reused_after_store_error",
             Outcome::OriginMismatch => "origin_mismatch",
             Outcome::AudienceMismatch => "audience_mismatch",
             Outcome::Malformed => "malformed",
@@ -97,9 +102,19 @@ impl TicketCore {
         request: RedeemRequest<'_>,
     ) -> Result<Redeemed, RedeemError> {
         caller.require(Permission::Redeem)?;
-        let result = self.consume(caller, request).await;
+        let mut result = self.consume(caller, request).await;
+        if let Err(RedeemError::Refused(f)) = &mut result
+            && f.outcome == Outcome::Reused
+            && f.ticket_ref
+                .as_deref()
+                .is_some_and(|r| self.store_failed.contains(r))
+        {
+            f.outcome = Outcome::ReusedAfterStoreError;
+        }
         match &result {
             Ok((r, ticket_ref)) => {
+                // Its redeem succeeded after all: a later reuse is a leak.
+                self.store_failed.forget(ticket_ref);
                 self.metrics
                     .redemption(Some(r.audience.as_ref()), Outcome::Ok.as_str());
                 // The audit trail of who connected to which service; its
@@ -133,6 +148,15 @@ impl TicketCore {
                 outcome,
                 "ticket reused: a redeemed ticket was presented again (possible leak)"
             );
+        } else if f.outcome == Outcome::ReusedAfterStoreError {
+            tracing::info!(
+                caller = caller.name(),
+                user_id,
+                ticket_ref,
+                outcome,
+                "ticket presented again after its redeem failed in the store: \
+                 probably a retried redeem, not a leak (never retry a redeem)"
+            );
         } else {
             tracing::info!(
                 caller = caller.name(),
@@ -159,7 +183,14 @@ impl TicketCore {
             return refuse(O::Invalid, None);
         };
         let key = keys.store_key(&self.key_prefix);
-        let taken = self.timed("redeem", self.store.take(&key)).await?;
+        let taken = match self.timed("redeem", self.store.take(&key)).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                let window = std::time::Duration::from_secs(self.policy.max_ttl_secs);
+                self.store_failed.note(keys.reference(), window);
+                return Err(e.into());
+            }
+        };
         let sealed = match taken {
             Taken::Missing => return refuse(O::Invalid, Some(&keys)),
             Taken::Used(sealed) => {

@@ -331,13 +331,20 @@ impl From<RedeemError> for ApiError {
     fn from(e: RedeemError) -> Self {
         match e {
             RedeemError::NotPermitted(e) => e.into(),
-            RedeemError::StoreUnavailable(e) => e.into(),
+            // Not accepted, but a store that failed or timed out may still
+            // have consumed the ticket: nobody may count on it any more.
+            RedeemError::StoreUnavailable(_) => ApiError::with_detail(
+                Code::StoreUnavailable,
+                "the ticket store failed or did not answer in time: the redeem was not \
+                 accepted, but its outcome in the store is unknown; treat the ticket as \
+                 burned (mint a new one) and never retry a redeem",
+            ),
             RedeemError::Refused(r) => match r.outcome {
                 Outcome::Malformed => ApiError::invalid(
                     "ticket does not have the form wst_<kid>_<43 base64url characters>",
                 ),
                 Outcome::Invalid => Code::TicketInvalid.into(),
-                Outcome::Reused => Code::TicketReused.into(),
+                Outcome::Reused | Outcome::ReusedAfterStoreError => Code::TicketReused.into(),
                 Outcome::OriginMismatch => Code::OriginMismatch.into(),
                 Outcome::AudienceMismatch => Code::AudienceMismatch.into(),
                 // A refusal is never Ok; should one be, it must not pass.

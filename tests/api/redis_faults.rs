@@ -315,3 +315,60 @@ async fn no_edit_of_a_used_value_revives_the_ticket() {
         );
     }
 }
+
+/// A redeem whose store call timed out may still have consumed the ticket:
+/// its 503 says so, and the same ticket presented again afterwards (the
+/// retry the docs forbid) is a 409 counted apart from leaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reuse_after_a_store_timeout_is_told_apart_from_a_leak() {
+    let redis = RedisServer::start();
+    let prefix = random_prefix();
+    let text = base_config(Backend::Redis, Some(&redis.url()), &prefix, "")
+        .replace("command_timeout_ms = 1000", "command_timeout_ms = 300");
+    let app = spawn_toml(&text, prefix).await;
+    // One redeem first: Redis then knows the script, so the timed-out
+    // redeem below is one EVALSHA that runs when Redis resumes (a first
+    // EVALSHA would answer NOSCRIPT, and the EVAL after it never be sent).
+    let warm = app.mint().await;
+    app.redeem(&warm, Some(ORIGIN)).await.expect(200, None);
+    let t = app.mint().await;
+    redis.pause();
+    let r = app.redeem(&t, Some(ORIGIN)).await;
+    r.expect(503, Some("store_unavailable"));
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("unknown") && detail.contains("burned") && detail.contains("never retry"),
+        "{detail}"
+    );
+    // Redis runs the queued redeem script when it resumes.
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get("/readyz").await.status != 200 {
+        assert!(Instant::now() < deadline, "no recovery after SIGCONT");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.redeem(&t, Some(ORIGIN))
+        .await
+        .expect(409, Some("ticket_reused"));
+    let metrics = app.metrics().await;
+    let count = |outcome: &str| {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("wsticket_redemptions_total{")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    assert_eq!(count("reused_after_store_error"), 1.0, "{metrics}");
+    assert_eq!(count("reused"), 0.0, "{metrics}");
+    // A ticket that never met a store error is still a leak signal.
+    let other = app.mint().await;
+    app.redeem(&other, Some(ORIGIN)).await.expect(200, None);
+    app.redeem(&other, Some(ORIGIN))
+        .await
+        .expect(409, Some("ticket_reused"));
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("outcome=\"reused\"} 1"), "{metrics}");
+}
