@@ -13,9 +13,15 @@ use crate::config::Settings;
 use crate::core::{StoreFailedRedeems, TicketCore};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
+use crate::routes::wire::ProblemIo;
 use crate::routes::{self, ADMIN_ROUTES, API_ROUTES, middleware};
 use crate::store::Store;
-use actix_web::dev::Server;
+use actix_http::HttpService;
+use actix_http::error::DispatchError;
+use actix_server::ServerBuilder;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpServer, web};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -125,24 +131,49 @@ impl Application {
         let metrics = web::Data::from(metrics);
 
         let (api_metrics, api_lifecycle) = (metrics.clone(), lifecycle.clone());
-        let server = HttpServer::new(move || {
-            let core = cores[next_worker.fetch_add(1, Ordering::Relaxed) % cores.len()].clone();
-            let (m, c) = (api_metrics.clone(), core.clone());
-            App::new()
-                .app_data(core)
-                .app_data(auth.clone())
-                .app_data(api_lifecycle.clone())
-                .wrap_fn(move |req, srv| middleware::cors(&c, req, srv))
-                .wrap_fn(move |req, srv| middleware::observe(&m, req, srv))
-                .configure(|cfg| routes::configure(API_ROUTES, cfg))
-                .default_service(web::to(routes::not_found))
-        })
-        .disable_signals()
-        .workers(workers)
-        .listen(listener)
-        .map_err(|source| StartupError::Bind { addr, source })?
-        .shutdown_timeout(grace.as_secs())
-        .run();
+        // The public listener is assembled from actix's parts rather than
+        // with HttpServer, to put routes::wire under each connection: it
+        // turns the HTTP parser's bare 400 into problem+json.
+        let builder = ServerBuilder::default();
+        let shutdown = builder.graceful_shutdown_signal();
+        let server = builder
+            .disable_signals()
+            .workers(workers)
+            .shutdown_timeout(grace.as_secs())
+            .listen("wsticket-api", listener, move || {
+                let core = cores[next_worker.fetch_add(1, Ordering::Relaxed) % cores.len()].clone();
+                let (m, c) = (api_metrics.clone(), core.clone());
+                let app = App::new()
+                    .app_data(core)
+                    .app_data(auth.clone())
+                    .app_data(api_lifecycle.clone())
+                    .wrap_fn(move |req, srv| middleware::cors(&c, req, srv))
+                    .wrap_fn(move |req, srv| middleware::observe(&m, req, srv))
+                    .configure(|cfg| routes::configure(API_ROUTES, cfg))
+                    .default_service(web::to(routes::not_found));
+                let shutdown = shutdown.clone();
+                let http = HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let signal = shutdown.clone();
+                        async move { signal.notified().await }
+                    })
+                    // HttpServer's defaults for what HttpService does not
+                    // default the same.
+                    .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                    .local_addr(addr)
+                    .h1(map_config(
+                        app.into_factory()
+                            .map_err(|e: actix_web::Error| e.error_response()),
+                        |_| AppConfig::default(),
+                    ));
+                fn_service(|io: TcpStream| {
+                    let peer = io.peer_addr().ok();
+                    std::future::ready(Ok::<_, DispatchError>((ProblemIo::new(io), peer)))
+                })
+                .and_then(http)
+            })
+            .map_err(|source| StartupError::Bind { addr, source })?
+            .run();
 
         let admin = HttpServer::new(move || {
             App::new()

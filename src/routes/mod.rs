@@ -10,6 +10,7 @@ mod metrics;
 pub(crate) mod middleware;
 pub mod problem;
 mod tickets;
+pub(crate) mod wire;
 
 pub(crate) use extract::MAX_BODY_BYTES;
 

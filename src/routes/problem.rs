@@ -292,6 +292,30 @@ impl ResponseError for ApiError {
     }
 }
 
+/// A whole HTTP/1.1 answer for `error`, as bytes, that closes the
+/// connection: for `wire`, which answers below actix's routing.
+pub(crate) fn raw_http_response(error: &ApiError) -> Vec<u8> {
+    let row = error.code.row();
+    let body = serde_json::to_vec(&Problem {
+        kind: format!("urn:wsticket:problem:{}", row.code),
+        title: row.title,
+        status: row.status.as_u16(),
+        code: row.code,
+        detail: error.detail(),
+    })
+    .unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n\
+         cache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        row.status.as_u16(),
+        row.status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
 // ---- what the core and the authenticator say, as codes ---------------------
 
 impl From<StoreUnavailable> for ApiError {

@@ -103,10 +103,27 @@ fn the_modules_of_src_import_each_other_without_a_cycle() {
     assert!(!graph["core"].contains("config"), "{:?}", graph["core"]);
 }
 
+/// `code` without its string literals (naively: between double quotes on a
+/// line), so that a name in a message does not count as a use.
+fn without_strings(code: &str) -> String {
+    code.lines()
+        .map(|l| {
+            l.split('"')
+                .step_by(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn only_routes_and_startup_know_actix() {
     for (module, code) in modules() {
-        let knows = code.contains("actix_web") || code.contains("actix_http");
+        let code = without_strings(&code);
+        let knows = ["actix_web", "actix_http", "actix_server", "actix_service"]
+            .iter()
+            .any(|c| code.contains(c));
         let may = matches!(module.as_str(), "routes" | "startup");
         assert!(may || !knows, "src/{module} uses actix");
     }

@@ -540,6 +540,38 @@ async fn caller_values_cannot_forge_log_fields() {
     }
 }
 
+/// A malformed request is the client's doing: at the default level it
+/// leaves no ERROR line (actix's own "stream error" line is dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_logs_no_error() {
+    let prefix = random_prefix();
+    let path = temp_file(
+        "malformed.toml",
+        &base_config(Backend::Memory, None, &prefix, ""),
+    );
+    let p = Proc::spawn(
+        &["--config", path.to_str().unwrap()],
+        &[("WSTICKET_LOG", "info")],
+    );
+    let addr = p.base.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            b"POST /v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    })
+    .await
+    .unwrap();
+    let log = p.stop();
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
 /// SIGTERM: /readyz turns 503 while the server still serves for
 /// `shutdown_delay_secs`; then no new connection is accepted, the request in
 /// flight still completes, and the process exits 0.

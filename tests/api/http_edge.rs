@@ -255,3 +255,39 @@ async fn no_input_gets_a_5xx() {
     }
     app.get("/healthz").await.expect(200, None);
 }
+
+/// What actix's HTTP parser refuses before any route runs still gets a
+/// problem+json answer (routes/wire.rs), never a bare 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_is_answered_with_problem_json() {
+    let app = spawn_app(Backend::Memory).await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    for raw in [
+        &b"POST /v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999999999999999999\r\n\r\n{}"[..],
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nA header without a colon\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+    ] {
+        let port = port.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut s = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            s.write_all(raw).unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+        .await
+        .unwrap();
+        let request = String::from_utf8_lossy(raw);
+        assert!(out.starts_with("HTTP/1.1 400 "), "{request:?} -> {out}");
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("content-type: application/problem+json"), "{out}");
+        assert!(head.contains("cache-control: no-store"), "{out}");
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(problem["code"], "invalid_request", "{out}");
+        assert_eq!(problem["status"], 400, "{out}");
+    }
+    // The listener still serves.
+    app.get("/healthz").await.expect(200, None);
+}
