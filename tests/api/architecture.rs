@@ -107,12 +107,7 @@ fn the_modules_of_src_import_each_other_without_a_cycle() {
 /// line), so that a name in a message does not count as a use.
 fn without_strings(code: &str) -> String {
     code.lines()
-        .map(|l| {
-            l.split('"')
-                .step_by(2)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|l| l.split('"').step_by(2).collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -291,6 +291,16 @@ async fn bad_jwts_are_401() {
     }
 }
 
+/// A token for user "u" with kid r1, signed with rsa1 (RS256).
+fn rsa1_token() -> String {
+    sign(
+        Algorithm::RS256,
+        &rsa("rsa1.key.pem"),
+        Some("r1"),
+        &claims("u"),
+    )
+}
+
 /// A token with this exact header, signed with rsa1 (RS256).
 fn signed_with_header(header: &Value) -> String {
     let message = format!(
@@ -383,14 +393,7 @@ async fn unknown_kid_refetches_the_rotated_jwks_at_most_once_per_interval() {
     );
     let app = spawn_auth(&config).await;
     assert_eq!(idp.hits.load(Ordering::SeqCst), 1, "fetched once at start");
-    app.mint_jwt(&sign(
-        Algorithm::RS256,
-        &rsa("rsa1.key.pem"),
-        Some("r1"),
-        &claims("u"),
-    ))
-    .await
-    .expect(201, None);
+    app.mint_jwt(&rsa1_token()).await.expect(201, None);
 
     // The IdP rotates to a new key. Within the interval, neither the new kid
     // nor a flood of invented ones makes wsticket ask again.
@@ -440,12 +443,7 @@ async fn an_identity_provider_that_is_down_gives_503_and_api_keys_keep_working()
         "[\"RS256\"]",
     );
     let app = spawn_auth(&config).await;
-    let token = sign(
-        Algorithm::RS256,
-        &rsa("rsa1.key.pem"),
-        Some("r1"),
-        &claims("u"),
-    );
+    let token = rsa1_token();
     app.mint_jwt(&token)
         .await
         .expect(503, Some("auth_unavailable"));
@@ -478,12 +476,7 @@ async fn the_jwks_client_follows_no_redirect() {
         "[\"RS256\"]",
     ))
     .await;
-    let token = sign(
-        Algorithm::RS256,
-        &rsa("rsa1.key.pem"),
-        Some("r1"),
-        &claims("u"),
-    );
+    let token = rsa1_token();
     app.mint_jwt(&token)
         .await
         .expect(503, Some("auth_unavailable"));

@@ -58,13 +58,18 @@ async fn redis_down_fails_closed_and_the_same_server_recovers() {
     app.redeem(&t, Some(ORIGIN)).await.expect(200, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_redis_gives_503_within_the_timeout_not_a_hang() {
-    let redis = RedisServer::start();
+/// An app on `redis` whose store commands time out after 300 ms.
+async fn spawn_with_short_timeout(redis: &RedisServer) -> TestApp {
     let prefix = random_prefix();
     let text = base_config(Backend::Redis, Some(&redis.url()), &prefix, "")
         .replace("command_timeout_ms = 1000", "command_timeout_ms = 300");
-    let app = spawn_toml(&text, prefix).await;
+    spawn_toml(&text, prefix).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_gives_503_within_the_timeout_not_a_hang() {
+    let redis = RedisServer::start();
+    let app = spawn_with_short_timeout(&redis).await;
     let t = app.mint().await;
     redis.pause();
     let started = Instant::now();
@@ -322,10 +327,7 @@ async fn no_edit_of_a_used_value_revives_the_ticket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reuse_after_a_store_timeout_is_told_apart_from_a_leak() {
     let redis = RedisServer::start();
-    let prefix = random_prefix();
-    let text = base_config(Backend::Redis, Some(&redis.url()), &prefix, "")
-        .replace("command_timeout_ms = 1000", "command_timeout_ms = 300");
-    let app = spawn_toml(&text, prefix).await;
+    let app = spawn_with_short_timeout(&redis).await;
     // One redeem first: Redis then knows the script, so the timed-out
     // redeem below is one EVALSHA that runs when Redis resumes (a first
     // EVALSHA would answer NOSCRIPT, and the EVAL after it never be sent).

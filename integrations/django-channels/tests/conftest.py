@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from .processes import running
 
 ORIGIN = "http://localhost:3000"
 ISSUE_KEY = "wsk_demo-issue-key-not-for-production-000000000"
@@ -76,53 +74,21 @@ def wsticket() -> Iterator[Wsticket]:
         WSTICKET_LOG_FORMAT="json",
         WSTICKET_LOG="info",
     )
-    proc = subprocess.Popen(
-        [str(binary), "serve", "--dev"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    log: list[str] = []
 
-    def pump() -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace")
-            log.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    pumper = threading.Thread(target=pump, name="wsticket-stderr", daemon=True)
-    pumper.start()
-    try:
-        addr = None
-        deadline = time.monotonic() + 30
-        while addr is None:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail("wsticket did not report its address within 30 s:\n" + "".join(log))
-            if line is None:
-                pytest.fail(f"wsticket exited ({proc.wait()}):\n" + "".join(log))
-            try:
-                fields = json.loads(line).get("fields", {})
-            except ValueError:
-                continue
-            if fields.get("message") == "wsticket listening":
-                addr = fields["addr"]
-        yield Wsticket(url=f"http://{addr}", log=log)
-    finally:
-        proc.terminate()
+    def listening(line: str) -> str | None:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        pumper.join(timeout=5)
-        assert proc.stderr is not None
-        proc.stderr.close()
+            fields = json.loads(line).get("fields", {})
+        except ValueError:
+            return None
+        if fields.get("message") == "wsticket listening":
+            return str(fields["addr"])
+        return None
+
+    with running("wsticket", [str(binary), "serve", "--dev"], env=env, ready=listening) as (
+        addr,
+        log,
+    ):
+        yield Wsticket(url=f"http://{addr}", log=log)
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import re
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -23,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
 
 from .conftest import ORIGIN, PACKAGE_DIR, Wsticket
+from .processes import running
 
 
 @pytest.fixture(scope="module")
@@ -33,60 +31,22 @@ def daphne(wsticket: Wsticket) -> Iterator[tuple[str, list[str]]]:
         DJANGO_SETTINGS_MODULE="tests.e2e_settings",
         PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_DIR), env.get("PYTHONPATH")])),
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-v",
-            "2",
-            "-e",
-            "tcp:port=0:interface=127.0.0.1",
-            "tests.e2e_asgi:application",
-        ],
-        cwd=PACKAGE_DIR,
+
+    def listening(line: str) -> str | None:
+        match = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", line)
+        return match.group(1) if match else None
+
+    args = [sys.executable, "-m", "daphne", "-v", "2", "-e", "tcp:port=0:interface=127.0.0.1"]
+    # Daphne's access log goes to stdout, the application's logs to stderr: read both.
+    with running(
+        "daphne",
+        [*args, "tests.e2e_asgi:application"],
         env=env,
-        stdin=subprocess.DEVNULL,
-        # Daphne's access log goes to stdout, the application's logs to stderr: read both.
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    log: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace")
-            log.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    pumper = threading.Thread(target=pump, name="daphne-output", daemon=True)
-    pumper.start()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail("daphne did not report its address within 30 s:\n" + "".join(log))
-            if line is None:
-                pytest.fail(f"daphne exited ({proc.wait()}):\n" + "".join(log))
-            match = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", line)
-            if match:
-                break
-        yield f"ws://127.0.0.1:{match.group(1)}", log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        pumper.join(timeout=5)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        cwd=PACKAGE_DIR,
+        with_stdout=True,
+        ready=listening,
+    ) as (port, log):
+        yield f"ws://127.0.0.1:{port}", log
 
 
 async def test_query_string_carrier(daphne: tuple[str, list[str]], wsticket: Wsticket) -> None:
