@@ -70,8 +70,8 @@ impl Metrics {
             redemptions: counter(
                 &registry,
                 "wsticket_redemptions_total",
-                "Redeem attempts by outcome (reused: a redeemed ticket was presented again)",
-                &["audience", "outcome"],
+                "Redeem attempts by door (redeem, gateway) and outcome (reused: a redeemed ticket was presented again)",
+                &["door", "audience", "outcome"],
             )?,
             http_requests: counter(
                 &registry,
@@ -131,9 +131,14 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn redemption(&self, audience: Option<&str>, outcome: &'static str) {
+    pub(crate) fn redemption(
+        &self,
+        door: &'static str,
+        audience: Option<&str>,
+        outcome: &'static str,
+    ) {
         self.redemptions
-            .with_label_values(&[self.audience(audience), outcome])
+            .with_label_values(&[door, self.audience(audience), outcome])
             .inc();
     }
 

@@ -341,6 +341,16 @@ impl Authenticator {
             .ok_or_else(|| self.refused(AuthError::Unauthenticated("unknown_api_key")))
     }
 
+    /// A bare API key, as a gateway presents it in its own header (the
+    /// `Authorization` a gateway passes on is the browser's).
+    pub(crate) fn authenticate_bare_key(&self, key: Option<&str>) -> Result<Caller, AuthError> {
+        match key.map(str::trim) {
+            Some(k) if k.starts_with(API_KEY_PREFIX) => self.api_client(k),
+            Some(_) => Err(self.refused(AuthError::Unauthenticated("not_an_api_key"))),
+            None => Err(self.refused(AuthError::Unauthenticated("missing_credential"))),
+        }
+    }
+
     /// An API key and nothing else (the redeem route: WebSocket servers never
     /// reach the frontend paths, so their key is never forwarded anywhere).
     pub(crate) fn authenticate_key(

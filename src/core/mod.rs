@@ -14,7 +14,7 @@ mod redeem;
 
 pub(crate) use mint::{MintError, MintRequest};
 pub(crate) use policy::{MAX_TTL_LIMIT_SECS, TicketPolicy};
-pub(crate) use redeem::{Outcome, RedeemError, RedeemRequest};
+pub(crate) use redeem::{Door, Outcome, RedeemError, RedeemRequest};
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};

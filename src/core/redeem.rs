@@ -16,6 +16,28 @@ pub(crate) struct RedeemRequest<'a> {
     /// The `Origin` header of the WebSocket handshake (`None` or empty when
     /// there was none).
     pub(crate) origin: Option<&'a str>,
+    /// Which door the request came through, for metrics and logs.
+    pub(crate) door: Door,
+    /// The one audience this redeem is for (a gateway route's), besides
+    /// those the caller may use; `None`: any of those.
+    pub(crate) audience: Option<&'a Audience>,
+}
+
+/// The ways into redeem: `POST /v1/tickets/redeem` (a WebSocket server
+/// calls it) and the gateway check (a proxy calls it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Door {
+    Redeem,
+    Gateway,
+}
+
+impl Door {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Door::Redeem => "redeem",
+            Door::Gateway => "gateway",
+        }
+    }
 }
 
 /// The first and only success of a ticket.
@@ -102,6 +124,7 @@ impl TicketCore {
         request: RedeemRequest<'_>,
     ) -> Result<Redeemed, RedeemError> {
         caller.require(Permission::Redeem)?;
+        let door = request.door;
         let mut result = self.consume(caller, request).await;
         if let Err(RedeemError::Refused(f)) = &mut result
             && f.outcome == Outcome::Reused
@@ -115,11 +138,15 @@ impl TicketCore {
             Ok((r, ticket_ref)) => {
                 // Its redeem succeeded after all: a later reuse is a leak.
                 self.store_failed.forget(ticket_ref);
-                self.metrics
-                    .redemption(Some(r.audience.as_ref()), Outcome::Ok.as_str());
+                self.metrics.redemption(
+                    door.as_str(),
+                    Some(r.audience.as_ref()),
+                    Outcome::Ok.as_str(),
+                );
                 // The audit trail of who connected to which service; its
                 // ticket_ref is what a later reuse warning names.
                 tracing::info!(
+                    door = door.as_str(),
                     caller = caller.name(),
                     user_id = r.user.as_ref(),
                     audience = r.audience.as_ref(),
@@ -127,21 +154,26 @@ impl TicketCore {
                     "ticket redeemed"
                 );
             }
-            Err(RedeemError::Refused(f)) => self.record_refusal(caller, f),
+            Err(RedeemError::Refused(f)) => self.record_refusal(door, caller, f),
             Err(_) => {}
         }
         result.map(|(r, _)| r)
     }
 
-    fn record_refusal(&self, caller: &Caller, f: &Refusal) {
+    fn record_refusal(&self, door: Door, caller: &Caller, f: &Refusal) {
         let outcome = f.outcome.as_str();
-        self.metrics
-            .redemption(f.audience.as_ref().map(AsRef::as_ref), outcome);
+        self.metrics.redemption(
+            door.as_str(),
+            f.audience.as_ref().map(AsRef::as_ref),
+            outcome,
+        );
+        let door = door.as_str();
         let user_id = f.user.as_ref().map_or("<unknown>", AsRef::as_ref);
         let ticket_ref = f.ticket_ref.as_deref().unwrap_or("<none>");
         if f.outcome == Outcome::Reused {
             // A security signal: a ticket was presented after use.
             tracing::warn!(
+                door,
                 caller = caller.name(),
                 user_id,
                 ticket_ref,
@@ -150,6 +182,7 @@ impl TicketCore {
             );
         } else if f.outcome == Outcome::ReusedAfterStoreError {
             tracing::info!(
+                door,
                 caller = caller.name(),
                 user_id,
                 ticket_ref,
@@ -159,6 +192,7 @@ impl TicketCore {
             );
         } else {
             tracing::info!(
+                door,
                 caller = caller.name(),
                 user_id,
                 ticket_ref,
@@ -227,7 +261,8 @@ impl TicketCore {
             return Err(self.refusal(O::OriginMismatch, &keys, &payload));
         }
         let audience = self.policy.bound_audience(&payload.audience);
-        let Some(audience) = audience.filter(|a| caller.may_use(a)) else {
+        let wanted = |a: &Audience| request.audience.is_none_or(|r| r == a);
+        let Some(audience) = audience.filter(|a| caller.may_use(a) && wanted(a)) else {
             return Err(self.refusal(O::AudienceMismatch, &keys, &payload));
         };
         // What was sealed was checked when it was minted; values that no

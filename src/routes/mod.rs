@@ -5,6 +5,7 @@
 
 mod cors;
 mod extract;
+mod gateway;
 mod health;
 mod metrics;
 pub(crate) mod middleware;
@@ -20,68 +21,73 @@ use problem::{ApiError, Code};
 
 pub struct RouteDef {
     pub method: &'static str,
+    /// As openapi.yaml spells it.
     pub path: &'static str,
+    /// As actix matches it (the same, unless a parameter spans segments).
+    pattern: &'static str,
     route: fn() -> Route,
+}
+
+impl RouteDef {
+    const fn new(method: &'static str, path: &'static str, route: fn() -> Route) -> Self {
+        RouteDef {
+            method,
+            path,
+            pattern: path,
+            route,
+        }
+    }
 }
 
 /// The public listener.
 pub const API_ROUTES: &[RouteDef] = &[
+    RouteDef::new("POST", "/v1/tickets", || web::post().to(tickets::mint)),
+    RouteDef::new("OPTIONS", "/v1/tickets", || {
+        web::route()
+            .method(actix_web::http::Method::OPTIONS)
+            .to(cors::preflight)
+    }),
+    RouteDef::new("POST", "/v1/tickets/redeem", || {
+        web::post().to(tickets::redeem)
+    }),
+    RouteDef::new("GET", "/v1/gateway/check", || web::get().to(gateway::check)),
+    RouteDef::new("GET", "/v1/gateway/check/{audience}", || {
+        web::get().to(gateway::check)
+    }),
+    // Envoy appends the checked request's path to its path_prefix.
     RouteDef {
-        method: "POST",
-        path: "/v1/tickets",
-        route: || web::post().to(tickets::mint),
+        pattern: "/v1/gateway/check/{audience}/{path:.*}",
+        ..RouteDef::new("GET", "/v1/gateway/check/{audience}/{path}", || {
+            web::get().to(gateway::check)
+        })
     },
-    RouteDef {
-        method: "OPTIONS",
-        path: "/v1/tickets",
-        route: || {
-            web::route()
-                .method(actix_web::http::Method::OPTIONS)
-                .to(cors::preflight)
-        },
-    },
-    RouteDef {
-        method: "POST",
-        path: "/v1/tickets/redeem",
-        route: || web::post().to(tickets::redeem),
-    },
-    RouteDef {
-        method: "GET",
-        path: "/healthz",
-        route: || web::get().to(health::healthz),
-    },
-    RouteDef {
-        method: "GET",
-        path: "/readyz",
-        route: || web::get().to(health::readyz),
-    },
+    RouteDef::new("GET", "/healthz", || web::get().to(health::healthz)),
+    RouteDef::new("GET", "/readyz", || web::get().to(health::readyz)),
 ];
 
 /// The admin listener.
-pub const ADMIN_ROUTES: &[RouteDef] = &[RouteDef {
-    method: "GET",
-    path: "/metrics",
-    route: || web::get().to(metrics::metrics),
-}];
+pub const ADMIN_ROUTES: &[RouteDef] = &[RouteDef::new("GET", "/metrics", || {
+    web::get().to(metrics::metrics)
+})];
 
 /// Register `routes`, one resource per distinct path (wherever its rows are
 /// in the table); a known path with another method answers 405 with `Allow`,
 /// any other path 404, both as problem+json.
 pub(crate) fn configure(routes: &'static [RouteDef], cfg: &mut web::ServiceConfig) {
-    let mut paths: Vec<&'static str> = Vec::new();
+    let mut patterns: Vec<&'static str> = Vec::new();
     for r in routes {
-        if !paths.contains(&r.path) {
-            paths.push(r.path);
+        if !patterns.contains(&r.pattern) {
+            patterns.push(r.pattern);
         }
     }
-    for path in paths {
-        let here = routes.iter().filter(|r| r.path == path);
+    for pattern in patterns {
+        let here = routes.iter().filter(|r| r.pattern == pattern);
         let allow = here
             .clone()
             .map(|r| r.method)
             .collect::<Vec<_>>()
             .join(", ");
-        let mut resource = web::resource(path);
+        let mut resource = web::resource(pattern);
         for r in here {
             resource = resource.route((r.route)());
         }

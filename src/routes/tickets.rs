@@ -5,7 +5,7 @@
 use super::extract::{JsonBody, KeyCaller};
 use super::problem::ApiError;
 use crate::auth::Caller;
-use crate::core::{MintRequest, RedeemRequest, TicketCore};
+use crate::core::{Door, MintRequest, RedeemRequest, TicketCore};
 use crate::domain::Claims;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, ORIGIN};
@@ -99,6 +99,8 @@ pub(crate) async fn redeem(
     let request = RedeemRequest {
         ticket: &body.0.ticket,
         origin: body.0.origin.as_deref(),
+        door: Door::Redeem,
+        audience: None,
     };
     let r = core.redeem(&caller, request).await?;
     Ok(no_store(StatusCode::OK).json(RedeemResponse {

@@ -7,6 +7,7 @@ mod architecture;
 pub mod binary;
 mod docs;
 mod frontend;
+mod gateway;
 mod helpers;
 mod http_edge;
 mod observability;

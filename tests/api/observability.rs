@@ -138,7 +138,14 @@ async fn every_series_moves_by_the_right_amount_and_promtool_agrees() {
         ("unknown", "malformed", 1.0),
     ] {
         assert_eq!(
-            delta(red, &[("audience", audience), ("outcome", outcome)]),
+            delta(
+                red,
+                &[
+                    ("door", "redeem"),
+                    ("audience", audience),
+                    ("outcome", outcome)
+                ]
+            ),
             n,
             "{audience}/{outcome}\n{scrape}"
         );

@@ -1,0 +1,239 @@
+//! `GET /v1/gateway/check[/{audience}[/…]]`: the door for proxies in front
+//! of a WebSocket server that knows nothing of wsticket (nginx
+//! `auth_request`, Caddy `forward_auth`, Traefik ForwardAuth, Envoy
+//! `ext_authz`). It finds the ticket of the request the proxy is about to
+//! pass on, redeems it through the core like `POST /v1/tickets/redeem`, and
+//! answers in the few statuses every proxy understands: 200 (identity in
+//! `X-Wsticket-*` headers), 401 (no valid ticket), 403 (wrong origin or
+//! audience, or a bad gateway key), 503 (the store failed). See
+//! docs/gateways.md.
+
+use super::problem::{ApiError, Code};
+use crate::auth::{AuthError, Authenticator};
+use crate::core::{Door, Outcome, RedeemError, RedeemRequest, TicketCore};
+use crate::domain::Audience;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// How the gateway proves itself: a client key with `redeem`.
+const GATEWAY_KEY: HeaderName = HeaderName::from_static("x-wsticket-gateway-key");
+
+/// Where gateways put the URI of the request they check, in the order the
+/// ticket is looked for: nginx (by convention), ingress-nginx (a whole
+/// URL), Traefik and Caddy.
+const URI_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-forwarded-uri"),
+];
+
+/// What a user id keeps of itself in `X-Wsticket-User`: every byte but
+/// these is sent as it is; these (and every non-ASCII byte) percent-encoded.
+const USER_ENCODED: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%').add(b',').add(b';');
+
+/// The `ticket` query parameter of a URI (or of a query alone).
+fn query_ticket(uri: &str) -> Option<String> {
+    let query = match uri.split_once('?') {
+        Some((_, q)) => q,
+        None if !uri.contains('/') => uri,
+        None => return None,
+    };
+    let query = query.split('#').next().unwrap_or_default();
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The ticket of the checked request: the first place that holds one.
+fn ticket_of(req: &HttpRequest) -> Option<String> {
+    let headers = req.headers();
+    for name in &URI_HEADERS {
+        let found = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(query_ticket);
+        if found.is_some() {
+            return found;
+        }
+    }
+    // Envoy sends the original path and query as the check's own.
+    if let Some(t) = query_ticket(req.query_string()) {
+        return Some(t);
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|entry| {
+            let (prefix, ticket) = entry.split_at_checked(TICKET_ENTRY.len())?;
+            prefix
+                .eq_ignore_ascii_case(TICKET_ENTRY)
+                .then(|| ticket.to_owned())
+        })
+}
+
+/// The subprotocol entry that carries a ticket (docs/integrating.md).
+const TICKET_ENTRY: &str = "wsticket.";
+
+fn forbidden(detail: &'static str) -> ApiError {
+    ApiError::with_detail(Code::Forbidden, detail)
+}
+
+/// Gateways understand 401 and 403 (nginx turns anything else into a 500):
+/// every verdict on the ticket is one of them.
+fn answer(e: RedeemError) -> ApiError {
+    match e {
+        RedeemError::NotPermitted(_) => forbidden("the gateway key lacks the redeem permission"),
+        RedeemError::StoreUnavailable(_) => e.into(),
+        RedeemError::Refused(r) => match r.outcome {
+            Outcome::OriginMismatch => Code::OriginMismatch.into(),
+            Outcome::AudienceMismatch => Code::AudienceMismatch.into(),
+            Outcome::Malformed
+            | Outcome::Invalid
+            | Outcome::Reused
+            | Outcome::ReusedAfterStoreError
+            | Outcome::Ok => ApiError::with_detail(
+                Code::Unauthenticated,
+                "no valid ticket: missing, malformed, unknown, expired or already used; \
+                 mint a new one",
+            ),
+        },
+    }
+}
+
+fn gateway_key_refused(_: AuthError) -> ApiError {
+    forbidden("the gateway key (X-Wsticket-Gateway-Key) is missing or unknown")
+}
+
+pub(crate) async fn check(
+    req: HttpRequest,
+    core: web::Data<TicketCore>,
+    auth: web::Data<Authenticator>,
+) -> Result<HttpResponse, ApiError> {
+    let key = req
+        .headers()
+        .get(&GATEWAY_KEY)
+        .and_then(|v| v.to_str().ok());
+    let caller = auth
+        .authenticate_bare_key(key)
+        .map_err(gateway_key_refused)?;
+    // A route's audience must be one this gateway may redeem at all, or no
+    // ticket could pass: a set-up fault, answered before a ticket is spent.
+    let route_audience = match req.match_info().get("audience") {
+        None => None,
+        Some(a) => {
+            let audience = Audience::parse(a)
+                .ok()
+                .filter(|a| core.policy().audiences.contains(a) && caller.may_use(a))
+                .ok_or_else(|| {
+                    forbidden("the route's audience is not one this gateway key may redeem")
+                })?;
+            Some(audience)
+        }
+    };
+    let ticket = ticket_of(&req).unwrap_or_default();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let request = RedeemRequest {
+        ticket: &ticket,
+        origin,
+        door: Door::Gateway,
+        audience: route_audience.as_ref(),
+    };
+    let r = core.redeem(&caller, request).await.map_err(answer)?;
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    let user = utf8_percent_encode(r.user.as_ref(), USER_ENCODED).to_string();
+    let claims = URL_SAFE_NO_PAD.encode(r.claims.as_raw().get());
+    for (name, value) in [
+        ("x-wsticket-user", Some(user.as_str())),
+        ("x-wsticket-audience", Some(r.audience.as_ref())),
+        ("x-wsticket-origin", r.origin.as_ref().map(AsRef::as_ref)),
+        ("x-wsticket-claims", Some(claims.as_str())),
+    ] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            res.insert_header((HeaderName::from_static(name), value));
+        }
+    }
+    Ok(res.json(serde_json::json!({"status": "ok"})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    const T: &str = "wst_k1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    fn found(req: TestRequest) -> Option<String> {
+        ticket_of(&req.to_http_request())
+    }
+
+    #[test]
+    fn the_ticket_is_taken_from_the_first_place_that_holds_one() {
+        let uri = format!("/ws?room=1&ticket={T}");
+        assert_eq!(
+            found(TestRequest::default().insert_header(("x-original-uri", uri.as_str())))
+                .as_deref(),
+            Some(T)
+        );
+        let url = format!("https://chat.example.com/ws?ticket={T}#x");
+        assert_eq!(
+            found(TestRequest::default().insert_header(("x-original-url", url.as_str())))
+                .as_deref(),
+            Some(T)
+        );
+        assert_eq!(
+            found(TestRequest::default().insert_header(("x-forwarded-uri", uri.as_str())))
+                .as_deref(),
+            Some(T)
+        );
+        // Envoy: the original query as the check's own.
+        assert_eq!(
+            found(TestRequest::with_uri(&format!(
+                "/v1/gateway/check/chat/ws?ticket={T}"
+            )))
+            .as_deref(),
+            Some(T)
+        );
+        let protocols = format!("chat.v1, WsTicket.{T}");
+        assert_eq!(
+            found(
+                TestRequest::default()
+                    .insert_header(("sec-websocket-protocol", protocols.as_str()))
+            )
+            .as_deref(),
+            Some(T)
+        );
+        // The first source wins; a URI without one does not stop the search.
+        let both = TestRequest::default()
+            .insert_header(("x-original-uri", "/ws?room=1"))
+            .insert_header(("x-forwarded-uri", "/ws?ticket=second"))
+            .insert_header(("sec-websocket-protocol", "wsticket.third"));
+        assert_eq!(found(both).as_deref(), Some("second"));
+        assert_eq!(
+            found(TestRequest::default().insert_header(("x-original-uri", "/ws?room=1"))),
+            None
+        );
+        // Percent-encoding in the query is undone.
+        assert_eq!(
+            query_ticket("/ws?ticket=wst_k1_a%2Db").as_deref(),
+            Some("wst_k1_a-b")
+        );
+    }
+
+    #[test]
+    fn user_ids_keep_plain_ascii_and_encode_the_rest() {
+        let enc = |s: &str| utf8_percent_encode(s, USER_ENCODED).to_string();
+        assert_eq!(enc("alice@example.com"), "alice@example.com");
+        assert_eq!(enc("4242"), "4242");
+        assert_eq!(enc("a b,c;d%e\"f"), "a%20b%2Cc%3Bd%25e%22f");
+        assert_eq!(enc("é"), "%C3%A9");
+    }
+}
