@@ -106,6 +106,10 @@ impl ApiClient {
     pub(crate) fn can(&self, permission: Permission) -> bool {
         self.can.contains(&permission)
     }
+
+    pub(crate) fn audiences(&self) -> &AudienceScope {
+        &self.audiences
+    }
 }
 
 /// The SHA-256 of an API key, as `key_sha256` in the config holds it.

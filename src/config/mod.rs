@@ -356,6 +356,34 @@ impl Settings {
                     .to_owned(),
             );
         }
+        // With several audiences, a caller that may use them all makes the
+        // audience binding depend on every WebSocket server stating its own.
+        if self.tickets.audiences.len() > 1 {
+            let all = |s: &AudienceScope| matches!(s, AudienceScope::All);
+            for c in &self.clients {
+                if c.can(Permission::Redeem) && all(c.audiences()) {
+                    out.push(format!(
+                        "client {:?} may redeem every audience: give it an `audiences` list, \
+                         or have its WebSocket servers state theirs on each redeem",
+                        c.name
+                    ));
+                }
+            }
+            if self.jwt.as_ref().is_some_and(|j| all(&j.audiences)) {
+                out.push(
+                    "[auth.jwt] has no `audiences`: every signed-in user may mint for every \
+                     audience"
+                        .to_owned(),
+                );
+            }
+            if self.forward.as_ref().is_some_and(|f| all(&f.audiences)) {
+                out.push(
+                    "[auth.forward] has no `audiences`: every signed-in user may mint for every \
+                     audience"
+                        .to_owned(),
+                );
+            }
+        }
         if self.tickets.allowed_origins.is_empty() && !self.tickets.allow_originless {
             out.push("tickets.allowed_origins is empty: every mint will be refused".to_owned());
         }
@@ -771,6 +799,40 @@ mod tests {
             assert_eq!(e.field, field, "{text}: {e}");
             assert!(e.message.contains("chmod 600"), "{e}");
         }
+    }
+
+    #[test]
+    fn with_several_audiences_callers_without_a_list_are_warned_about() {
+        let hash = key_sha256_hex("wsk_x");
+        let hash2 = key_sha256_hex("wsk_y");
+        let text = format!(
+            "[tickets]\naudiences = [\"default\", \"chat\"]\n\
+             [[clients]]\nname = \"ws-all\"\nkey_sha256 = \"{hash}\"\ncan = [\"redeem\"]\n\
+             [[clients]]\nname = \"ws-chat\"\nkey_sha256 = \"{hash2}\"\ncan = [\"redeem\"]\naudiences = [\"chat\"]\n\
+             [auth.forward]\nurl = \"https://app.example/whoami\""
+        );
+        let w = load(&text).unwrap().warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("\"ws-all\" may redeem every audience")),
+            "{w:?}"
+        );
+        assert!(!w.iter().any(|w| w.contains("ws-chat")), "{w:?}");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("[auth.forward] has no `audiences`")),
+            "{w:?}"
+        );
+        // One audience: nothing to choose between.
+        let one =
+            format!("[[clients]]\nname = \"ws\"\nkey_sha256 = \"{hash}\"\ncan = [\"redeem\"]");
+        assert!(
+            !load(&one)
+                .unwrap()
+                .warnings()
+                .iter()
+                .any(|w| w.contains("every audience"))
+        );
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub(crate) struct Refusal {
 pub(crate) enum RedeemError {
     #[error(transparent)]
     NotPermitted(#[from] NotPermitted),
+    /// The stated audience is not one the caller may redeem (or not one of
+    /// tickets.audiences): no ticket could pass, so none is spent.
+    #[error("the stated audience is not one this caller may redeem")]
+    AudienceNotPermitted,
     #[error("ticket refused: {}", .0.outcome.as_str())]
     Refused(Refusal),
     /// The outcome for the ticket is unknown: nothing was accepted.
@@ -124,6 +128,11 @@ impl TicketCore {
         request: RedeemRequest<'_>,
     ) -> Result<Redeemed, RedeemError> {
         caller.require(Permission::Redeem)?;
+        if let Some(a) = request.audience
+            && !(self.policy.audiences.contains(a) && caller.may_use(a))
+        {
+            return Err(RedeemError::AudienceNotPermitted);
+        }
         let door = request.door;
         let mut result = self.consume(caller, request).await;
         if let Err(RedeemError::Refused(f)) = &mut result

@@ -88,6 +88,8 @@ fn forbidden(detail: &'static str) -> ApiError {
 fn answer(e: RedeemError) -> ApiError {
     match e {
         RedeemError::NotPermitted(_) => forbidden("the gateway key lacks the redeem permission"),
+        // A set-up fault, answered before a ticket is spent.
+        RedeemError::AudienceNotPermitted => route_audience_refused(),
         RedeemError::StoreUnavailable(_) => e.into(),
         RedeemError::Refused(r) => match r.outcome {
             Outcome::OriginMismatch => Code::OriginMismatch.into(),
@@ -103,6 +105,10 @@ fn answer(e: RedeemError) -> ApiError {
             ),
         },
     }
+}
+
+fn route_audience_refused() -> ApiError {
+    forbidden("the route's audience is not one this gateway key may redeem")
 }
 
 fn gateway_key_refused(_: AuthError) -> ApiError {
@@ -121,19 +127,9 @@ pub(crate) async fn check(
     let caller = auth
         .authenticate_bare_key(key)
         .map_err(gateway_key_refused)?;
-    // A route's audience must be one this gateway may redeem at all, or no
-    // ticket could pass: a set-up fault, answered before a ticket is spent.
     let route_audience = match req.match_info().get("audience") {
         None => None,
-        Some(a) => {
-            let audience = Audience::parse(a)
-                .ok()
-                .filter(|a| core.policy().audiences.contains(a) && caller.may_use(a))
-                .ok_or_else(|| {
-                    forbidden("the route's audience is not one this gateway key may redeem")
-                })?;
-            Some(audience)
-        }
+        Some(a) => Some(Audience::parse(a).map_err(|_| route_audience_refused())?),
     };
     let ticket = ticket_of(&req).unwrap_or_default();
     let origin = req

@@ -355,6 +355,10 @@ impl From<RedeemError> for ApiError {
     fn from(e: RedeemError) -> Self {
         match e {
             RedeemError::NotPermitted(e) => e.into(),
+            RedeemError::AudienceNotPermitted => ApiError::with_detail(
+                Code::Forbidden,
+                "the audience is not one this caller may redeem; no ticket was touched",
+            ),
             // Not accepted, but a store that failed or timed out may still
             // have consumed the ticket: nobody may count on it any more.
             RedeemError::StoreUnavailable(_) => ApiError::with_detail(

@@ -6,7 +6,7 @@ use super::extract::{JsonBody, KeyCaller};
 use super::problem::ApiError;
 use crate::auth::Caller;
 use crate::core::{Door, MintRequest, RedeemRequest, TicketCore};
-use crate::domain::Claims;
+use crate::domain::{Audience, Claims};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, ORIGIN};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
@@ -38,6 +38,8 @@ struct MintResponse<'a> {
 pub(crate) struct RedeemBody {
     ticket: String,
     origin: Option<String>,
+    /// The audience the WebSocket server expects, if it says.
+    audience: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -96,11 +98,18 @@ pub(crate) async fn redeem(
     core: web::Data<TicketCore>,
     body: JsonBody<RedeemBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let audience = body
+        .audience
+        .as_deref()
+        .map(Audience::parse)
+        .transpose()
+        .map_err(ApiError::invalid)?;
     let request = RedeemRequest {
-        ticket: &body.0.ticket,
-        origin: body.0.origin.as_deref(),
+        ticket: &body.ticket,
+        origin: body.origin.as_deref(),
         door: Door::Redeem,
-        audience: None,
+        audience: audience.as_ref(),
     };
     let r = core.redeem(&caller, request).await?;
     Ok(no_store(StatusCode::OK).json(RedeemResponse {

@@ -34,6 +34,7 @@ for_every_store!(
     unknown_and_forged_tickets_are_invalid,
     origin_mismatch_burns_the_ticket,
     audience_mismatch_burns_the_ticket,
+    a_stated_audience_must_be_the_tickets,
     originless_tickets_only_redeem_without_origin,
     mint_validates_its_input,
     mint_enforces_permissions_and_audiences,
@@ -211,6 +212,40 @@ async fn audience_mismatch_burns_the_ticket(b: Backend) {
     app.redeem_as(CHAT_REDEEMER, json!({"ticket": t, "origin": ORIGIN}))
         .await
         .expect(200, None);
+}
+
+/// A WebSocket server may state the audience it serves: a ticket for
+/// another is consumed (403 audience_mismatch); an audience the caller may
+/// not redeem touches no ticket (403 forbidden); a malformed one is a 400.
+async fn a_stated_audience_must_be_the_tickets(b: Backend) {
+    let app = spawn_app(b).await;
+    let chat = json!({"user_id": "a", "origin": ORIGIN, "audience": "chat"});
+    let t = app.mint_with(chat.clone()).await;
+    let redeem = |ticket: &str, audience: &str| {
+        app.redeem_as(
+            REDEEMER,
+            json!({"ticket": ticket, "origin": ORIGIN, "audience": audience}),
+        )
+    };
+    redeem(&t, "bad audience")
+        .await
+        .expect(400, Some("invalid_request"));
+    redeem(&t, "billing").await.expect(403, Some("forbidden"));
+    let r = app
+        .redeem_as(
+            CHAT_REDEEMER,
+            json!({"ticket": t, "origin": ORIGIN, "audience": "default"}),
+        )
+        .await;
+    r.expect(403, Some("forbidden"));
+    // None of those touched it.
+    redeem(&t, "chat").await.expect(200, None);
+
+    let t = app.mint_with(chat).await;
+    redeem(&t, "default")
+        .await
+        .expect(403, Some("audience_mismatch"));
+    redeem(&t, "chat").await.expect(409, Some("ticket_reused"));
 }
 
 async fn originless_tickets_only_redeem_without_origin(b: Backend) {
