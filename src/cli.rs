@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Args, Parser, Subcommand};
 use rand::TryRngCore;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -99,7 +100,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("wsticket stopped: {e}");
-            eprintln!("wsticket: {e}");
+            // stderr may be gone by now (see telemetry): never panic for it.
+            let _ = writeln!(std::io::stderr(), "wsticket: {e}");
             ExitCode::FAILURE
         }
     }

@@ -54,6 +54,11 @@ pub(crate) fn init() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (whoever read stderr went away)
+        // is lost, and that is all: by default the library reports it with
+        // eprintln!, which panics on the same closed stderr, in whatever
+        // thread logged (a request worker, the shutdown task).
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     let json = std::env::var("WSTICKET_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     // A second init (tests in one process) keeps the first subscriber.

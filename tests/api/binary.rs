@@ -572,6 +572,63 @@ async fn malformed_http_logs_no_error() {
     assert!(!log.contains("ERROR"), "{log}");
 }
 
+/// Whoever reads the log may go away first (a supervisor, a pipe to a
+/// log shipper): a line that cannot be written is lost, nothing more. The
+/// service keeps serving and still stops cleanly on SIGTERM.
+#[test]
+fn a_closed_log_pipe_neither_panics_nor_blocks_shutdown() {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev"])
+        .env("WSTICKET_LISTEN", "127.0.0.1:0")
+        .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| listening_addr(&l))
+        .expect("a listening line");
+    let base = format!("http://{addr}");
+    drop(lines); // the reading end of the pipe closes
+    // Requests log access lines into the closed pipe.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..3 {
+        let status = rt.block_on(async {
+            http()
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+        assert_eq!(status.as_u16(), 200);
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still running 10 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "exit status");
+}
+
 /// SIGTERM: /readyz turns 503 while the server still serves for
 /// `shutdown_delay_secs`; then no new connection is accepted, the request in
 /// flight still completes, and the process exits 0.
