@@ -50,6 +50,10 @@ pub const API_ROUTES: &[RouteDef] = &[
     RouteDef::new("POST", "/v1/tickets/redeem", || {
         web::post().to(tickets::redeem)
     }),
+    RouteDef::new("GET", "/healthz", || web::get().to(health::healthz)),
+    RouteDef::new("GET", "/readyz", || web::get().to(health::readyz)),
+    // Last: the router tries routes in this order, and the patterns with
+    // parameters cost a regex match each.
     RouteDef::new("GET", "/v1/gateway/check", || web::get().to(gateway::check)),
     RouteDef::new("GET", "/v1/gateway/check/{audience}", || {
         web::get().to(gateway::check)
@@ -61,8 +65,6 @@ pub const API_ROUTES: &[RouteDef] = &[
             web::get().to(gateway::check)
         })
     },
-    RouteDef::new("GET", "/healthz", || web::get().to(health::healthz)),
-    RouteDef::new("GET", "/readyz", || web::get().to(health::readyz)),
 ];
 
 /// The admin listener.
