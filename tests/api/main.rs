@@ -14,5 +14,6 @@ mod observability;
 mod openapi;
 mod redis_faults;
 mod redis_server;
+mod rotation;
 mod suite;
 mod topologies;

@@ -1,0 +1,45 @@
+//! Key rotation as docs/configuration.md tells it, against a real Redis:
+//! the secret list changes between restarts of the service.
+
+use crate::helpers::*;
+use crate::redis_server::shared_url;
+
+const SECRET_K2: &str = "azIta2V5LWZvci10aGUtcm90YXRpb24tZHJpbGwtMDA";
+
+/// The test configuration with `secrets` for its ticket secrets.
+async fn spawn_with_secrets(prefix: &str, secrets: &str) -> TestApp {
+    let url = shared_url();
+    let text = base_config(Backend::Redis, Some(&url), prefix, "").replace(
+        &format!("secrets = [{{ id = \"k1\", secret = \"{SECRET_K1}\" }}]"),
+        &format!("secrets = [{secrets}]"),
+    );
+    assert!(text.contains(secrets), "the secrets line was not replaced");
+    spawn_toml(&text, prefix.to_owned()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_drill() {
+    let prefix = random_prefix();
+    let k1 = format!("{{ id = \"k1\", secret = \"{SECRET_K1}\" }}");
+    let k2 = format!("{{ id = \"k2\", secret = \"{SECRET_K2}\" }}");
+
+    // Before: k1 alone mints.
+    let app = spawn_with_secrets(&prefix, &k1).await;
+    let old = app.mint().await;
+    let old_kept = app.mint().await;
+    assert!(old.starts_with("wst_k1_"), "{old}");
+
+    // Step 2 of the docs: k2 first (mints), k1 still listed (redeems).
+    let app = spawn_with_secrets(&prefix, &format!("{k2}, {k1}")).await;
+    app.redeem(&old, Some(ORIGIN)).await.expect(200, None);
+    let new = app.mint().await;
+    assert!(new.starts_with("wst_k2_"), "{new}");
+
+    // Step 4, after max_ttl_secs: k1 removed. Its tickets are unknown (404,
+    // without asking the store), k2's still redeem.
+    let app = spawn_with_secrets(&prefix, &k2).await;
+    app.redeem(&old_kept, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    app.redeem(&new, Some(ORIGIN)).await.expect(200, None);
+}
