@@ -148,6 +148,20 @@ impl Keyring {
         Ok((ticket, keys))
     }
 
+    /// A stable, non-reversible name for `value` (a user id, an address) in
+    /// store keys: HMAC-SHA256 under the minting secret, labelled by `kind`,
+    /// 16 bytes in base64url. Nothing in the store names a user or an
+    /// address in clear; the names change when the minting secret does.
+    pub(crate) fn fingerprint(&self, kind: &str, value: &str) -> String {
+        let mut mac = self.secrets[0].mac.clone();
+        mac.update(b"wsticket/v1/fingerprint\0");
+        mac.update(kind.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        let digest: [u8; 32] = mac.finalize().into_bytes().into();
+        URL_SAFE_NO_PAD.encode(&digest[..16])
+    }
+
     /// The derived keys, or `None` when the ticket's key id is unknown (then
     /// the ticket cannot exist and the store need not be asked).
     pub(crate) fn keys_for(&self, ticket: &Ticket) -> Option<TicketKeys> {

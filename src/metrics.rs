@@ -23,6 +23,7 @@ pub(crate) struct Metrics {
     audiences: HashSet<String>,
     tickets_issued: IntCounterVec,
     redemptions: IntCounterVec,
+    mints_limited: IntCounterVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     store_duration: HistogramVec,
@@ -72,6 +73,12 @@ impl Metrics {
                 "wsticket_redemptions_total",
                 "Redeem attempts by door (redeem, gateway) and outcome (reused: a redeemed ticket was presented again)",
                 &["door", "audience", "outcome"],
+            )?,
+            mints_limited: counter(
+                &registry,
+                "wsticket_mints_limited_total",
+                "Mints refused with 429 by [limits], by limit (user, ip, live)",
+                &["limit"],
             )?,
             http_requests: counter(
                 &registry,
@@ -140,6 +147,10 @@ impl Metrics {
         self.redemptions
             .with_label_values(&[door, self.audience(audience), outcome])
             .inc();
+    }
+
+    pub(crate) fn mint_limited(&self, limit: &'static str) {
+        self.mints_limited.with_label_values(&[limit]).inc();
     }
 
     pub(crate) fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {

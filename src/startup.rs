@@ -112,6 +112,7 @@ impl Application {
         let (listener, addr) = bind(settings.listen)?;
         let (admin_listener, admin_addr) = bind(settings.admin_listen)?;
         let policy = Arc::new(settings.tickets);
+        let limits = Arc::new(settings.limits);
         let key_prefix: Arc<str> = settings.store.key_prefix.into();
         let store_failed = Arc::new(StoreFailedRedeems::default());
         let cores: Vec<web::Data<TicketCore>> = stores
@@ -119,6 +120,7 @@ impl Application {
             .map(|store| {
                 web::Data::new(TicketCore::new(
                     policy.clone(),
+                    limits.clone(),
                     store,
                     key_prefix.clone(),
                     metrics.clone(),

@@ -19,6 +19,7 @@
 mod auth;
 mod checks;
 mod clients;
+mod limits;
 mod store;
 mod tickets;
 
@@ -29,7 +30,7 @@ pub(crate) use tickets::SecretSource;
 use crate::auth::forward::ForwardSettings;
 use crate::auth::jwt::JwtSettings;
 use crate::auth::{ApiClient, Permission, key_sha256_hex};
-use crate::core::TicketPolicy;
+use crate::core::{LimitPolicy, TicketPolicy};
 use crate::domain::{AudienceScope, Origin};
 use crate::store::{StoreBackend, StoreSettings};
 use serde::Deserialize;
@@ -67,6 +68,8 @@ struct RawConfig {
     clients: Vec<clients::RawClient>,
     #[serde(default)]
     auth: auth::RawAuth,
+    #[serde(default)]
+    limits: limits::RawLimits,
 }
 
 // ---- validated -------------------------------------------------------------
@@ -81,6 +84,7 @@ pub struct Settings {
     pub(crate) shutdown_delay: Duration,
     pub(crate) store: StoreSettings,
     pub(crate) tickets: TicketPolicy,
+    pub(crate) limits: LimitPolicy,
     pub(crate) secret_source: SecretSource,
     pub(crate) clients: Vec<ApiClient>,
     pub(crate) jwt: Option<JwtSettings>,
@@ -300,6 +304,7 @@ impl Settings {
             .forward
             .map(|f| auth::forward(f, &tickets.audiences))
             .transpose()?;
+        let limits = limits::parse(raw.limits)?;
         Ok(Settings {
             listen,
             admin_listen,
@@ -307,6 +312,7 @@ impl Settings {
             shutdown_delay: Duration::from_secs(shutdown_delay_secs),
             store,
             tickets,
+            limits,
             secret_source,
             clients,
             jwt,
@@ -537,6 +543,41 @@ mod tests {
         let e = load("[tickets]\nsecrets = [{ id = \"k1\", secret = \"SUPERSECRETVALUE\" }]")
             .unwrap_err();
         assert!(!e.to_string().contains("SUPERSECRETVALUE"), "{e}");
+    }
+
+    #[test]
+    fn limits_default_to_the_documented_ones_and_refuse_nonsense() {
+        let l = load("").unwrap().limits;
+        let b = l.per_user.unwrap();
+        assert_eq!((b.rate.to_string(), b.burst), ("10/s".to_owned(), 20));
+        let b = l.per_ip.unwrap();
+        assert_eq!((b.rate.to_string(), b.burst), ("60/s".to_owned(), 120));
+        assert_eq!(l.max_live_per_user, Some(20));
+        assert!(l.trusted_proxies.is_empty() && !l.apply_to_api_keys);
+
+        let l =
+            load("[limits]\nmint_per_user = \"OFF\"\nmint_per_ip = \"off\"\nmax_live_per_user = 0")
+                .unwrap()
+                .limits;
+        assert!(l.per_user.is_none() && l.per_ip.is_none() && l.max_live_per_user.is_none());
+
+        for (text, field) in [
+            ("mint_per_user = \"10\"", "limits.mint_per_user"),
+            ("mint_per_ip = \"0/s\"", "limits.mint_per_ip"),
+            ("mint_per_user_burst = 0", "limits.mint_per_user_burst"),
+            ("mint_per_ip_burst = 1000001", "limits.mint_per_ip_burst"),
+            (
+                "trusted_proxies = [\"10.0.0.0/33\"]",
+                "limits.trusted_proxies[0]",
+            ),
+            (
+                "trusted_proxies = [\"proxy.local\"]",
+                "limits.trusted_proxies[0]",
+            ),
+        ] {
+            let e = load(&format!("[limits]\n{text}")).unwrap_err();
+            assert!(e.to_string().contains(field), "{text}: {e}");
+        }
     }
 
     #[test]

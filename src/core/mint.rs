@@ -2,6 +2,7 @@
 //! ticket is for, where it may be used, which service, how long, what it
 //! carries), then sealed and stored.
 
+use super::limits::{Limited, Who};
 use super::payload::{Sealing, SealingUsed};
 use super::{StoreUnavailable, TicketCore, unix_ms};
 use crate::auth::{Caller, Permission};
@@ -9,6 +10,7 @@ use crate::crypto::Record;
 use crate::domain::{Audience, Claims, Origin, Ticket, UserId};
 use crate::store::{Records, TicketStore};
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 use zeroize::Zeroizing;
 
@@ -21,6 +23,9 @@ pub(crate) struct MintRequest<'a> {
     pub(crate) claims: Option<Claims>,
     /// The request's `Origin` header: where a browser caller's page is.
     pub(crate) origin_header: Option<&'a str>,
+    /// The address the request came from (behind trusted proxies, the
+    /// client's), for the per-address limit.
+    pub(crate) client_ip: Option<IpAddr>,
 }
 
 pub(crate) struct Minted {
@@ -40,6 +45,9 @@ pub(crate) enum MintError {
     Forbidden(Cow<'static, str>),
     #[error("origin not allowed")]
     OriginNotAllowed,
+    /// Over one of the `[limits]`.
+    #[error("rate limited ({})", .0.limit.as_str())]
+    RateLimited(Limited),
     #[error(transparent)]
     StoreUnavailable(#[from] StoreUnavailable),
     /// Never expected: the random generator or the sealing failed.
@@ -54,6 +62,7 @@ impl MintError {
             MintError::Invalid(_) => "invalid_request",
             MintError::Forbidden(_) => "forbidden",
             MintError::OriginNotAllowed => "origin_not_allowed",
+            MintError::RateLimited(_) => "rate_limited",
             MintError::StoreUnavailable(_) => "store_unavailable",
             MintError::Internal => "internal",
         }
@@ -73,6 +82,7 @@ impl TicketCore {
         caller: &Caller,
         request: MintRequest<'_>,
     ) -> Result<Minted, MintError> {
+        let client_ip = request.client_ip;
         let result = self.mint_checked(caller, request).await;
         match &result {
             Ok((minted, user, ticket_ref)) => {
@@ -80,12 +90,15 @@ impl TicketCore {
                 tracing::info!(
                     caller = caller.name(),
                     user_id = user.as_ref(),
+                    client_ip = client_ip.map(tracing::field::display),
                     audience = minted.audience.as_ref(),
                     ticket_ref = %ticket_ref,
                     expires_in = minted.expires_in,
                     "ticket minted"
                 );
             }
+            // Counted and logged, with the user and address, where refused.
+            Err(MintError::RateLimited(_)) => {}
             Err(e) => tracing::info!(caller = caller.name(), reason = e.reason(), "mint refused"),
         }
         result.map(|(minted, _, _)| minted)
@@ -104,6 +117,12 @@ impl TicketCore {
         let audience = policy.audience(request.audience.as_deref(), caller)?;
         let ttl_secs = policy.ttl_secs(request.ttl_secs)?;
         policy.check_claims(&subject.claims)?;
+        let who = Who {
+            caller,
+            user: subject.user.as_ref(),
+            ip: request.client_ip,
+        };
+        self.check_rates(who).await?;
 
         let now = SystemTime::now();
         let expires_at = now + Duration::from_secs(ttl_secs);
@@ -113,14 +132,6 @@ impl TicketCore {
                 MintError::Internal
             })
         };
-        let fresh = serialise(serde_json::to_vec(&Sealing {
-            user_id: subject.user.as_ref(),
-            origin: subject.origin.as_ref().map(AsRef::as_ref),
-            audience: audience.as_ref(),
-            claims: &subject.claims,
-            iat: unix_ms(now),
-            exp: unix_ms(expires_at),
-        }))?;
         let used = serialise(serde_json::to_vec(&SealingUsed {
             user_id: subject.user.as_ref(),
             audience: audience.as_ref(),
@@ -132,6 +143,19 @@ impl TicketCore {
                 tracing::error!(error = %e, "cannot mint a ticket");
                 MintError::Internal
             })?;
+            let ticket_ref = keys.reference();
+            let live = self
+                .hold_live(who, &ticket_ref, unix_ms(expires_at))
+                .await?;
+            let fresh = serialise(serde_json::to_vec(&Sealing {
+                user_id: subject.user.as_ref(),
+                origin: subject.origin.as_ref().map(AsRef::as_ref),
+                audience: audience.as_ref(),
+                claims: &subject.claims,
+                iat: unix_ms(now),
+                exp: unix_ms(expires_at),
+                live: live.as_ref().map(|l| l.key.as_str()),
+            }))?;
             let key = keys.store_key(&self.key_prefix);
             let seal = |record, plaintext: &[u8]| {
                 keys.seal(record, &key, plaintext).map_err(|e| {
@@ -155,7 +179,10 @@ impl TicketCore {
                     expires_in: ttl_secs,
                     audience,
                 };
-                return Ok((minted, subject.user, keys.reference()));
+                return Ok((minted, subject.user, ticket_ref));
+            }
+            if let Some(l) = live {
+                self.release_live(&l.key, &l.member).await;
             }
         }
         tracing::error!("two fresh tickets collided with stored keys");

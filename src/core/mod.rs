@@ -7,11 +7,13 @@
 //!
 //! The behaviour is specified in docs/contract.md.
 
+mod limits;
 mod mint;
 mod payload;
 mod policy;
 mod redeem;
 
+pub(crate) use limits::{Burst, Limit, LimitPolicy, Limited};
 pub(crate) use mint::{MintError, MintRequest};
 pub(crate) use policy::{MAX_TTL_LIMIT_SECS, TicketPolicy};
 pub(crate) use redeem::{Door, Outcome, RedeemError, RedeemRequest};
@@ -33,6 +35,7 @@ pub(crate) struct StoreUnavailable;
 /// handle is the worker's own (with Redis, its own connection).
 pub(crate) struct TicketCore {
     policy: Arc<TicketPolicy>,
+    limits: Arc<LimitPolicy>,
     store: Store,
     key_prefix: Arc<str>,
     metrics: Arc<Metrics>,
@@ -104,6 +107,7 @@ fn from_unix_ms(ms: u64) -> SystemTime {
 impl TicketCore {
     pub(crate) fn new(
         policy: Arc<TicketPolicy>,
+        limits: Arc<LimitPolicy>,
         store: Store,
         key_prefix: Arc<str>,
         metrics: Arc<Metrics>,
@@ -111,6 +115,7 @@ impl TicketCore {
     ) -> Self {
         TicketCore {
             policy,
+            limits,
             store,
             key_prefix,
             metrics,
@@ -120,6 +125,10 @@ impl TicketCore {
 
     pub(crate) fn policy(&self) -> &TicketPolicy {
         &self.policy
+    }
+
+    pub(crate) fn limits(&self) -> &LimitPolicy {
+        &self.limits
     }
 
     /// Time a store operation and count its failure. A combinator rather than

@@ -23,6 +23,10 @@ pub(super) struct Sealing<'a> {
     /// Unix milliseconds.
     pub(super) iat: u64,
     pub(super) exp: u64,
+    /// The set the ticket is counted in against its user's cap
+    /// (`limits.max_live_per_user`), if it is.
+    #[serde(rename = "l", skip_serializing_if = "Option::is_none")]
+    pub(super) live: Option<&'a str>,
 }
 
 /// Read at redeem.
@@ -38,6 +42,8 @@ pub(super) struct Opened {
     pub(super) claims: Claims,
     pub(super) iat: u64,
     pub(super) exp: u64,
+    #[serde(rename = "l", default)]
+    pub(super) live: Option<String>,
 }
 
 /// The used record: what is kept once a ticket is redeemed, to name the

@@ -254,6 +254,10 @@ impl TicketCore {
             );
             return refuse(O::Invalid, Some(&keys));
         };
+        // Consumed: its place in its user's cap is free again.
+        if let Some(live) = &payload.live {
+            self.release_live(live, &keys.reference()).await;
+        }
         if unix_ms(SystemTime::now()) >= payload.exp {
             return Err(self.refusal(O::Invalid, &keys, &payload));
         }

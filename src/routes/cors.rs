@@ -25,6 +25,12 @@ pub(crate) fn decorate(core: &TicketCore, origin: Option<&HeaderValue>, headers:
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
         );
+        // A 429's wait, which the page's script needs to back off
+        // (CORS hides every header not listed here or safelisted).
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Retry-After, RateLimit, RateLimit-Policy"),
+        );
     }
 }
 

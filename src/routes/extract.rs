@@ -12,12 +12,14 @@
 use super::problem::{ApiError, Code};
 use crate::auth::{Authenticator, Caller, Credentials};
 use crate::core::{MintError, TicketCore};
+use crate::domain::Cidr;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
+use std::net::IpAddr;
 
 /// Request bodies over 16 KiB get 413 (docs/contract.md).
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -135,6 +137,39 @@ fn authenticator(req: &HttpRequest) -> Result<&web::Data<Authenticator>, ApiErro
         Code::Internal.into()
     })
 }
+
+/// The address a request comes from: its peer, or behind a proxy of
+/// `limits.trusted_proxies` the client the forwarding headers name.
+pub(crate) fn client_ip(req: &HttpRequest, trusted: &[Cidr]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let values = |name| -> Vec<&str> {
+        req.headers()
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    };
+    let (forwarded_for, forwarded) = (values(X_FORWARDED_FOR), values(header::FORWARDED));
+    if trusted.is_empty() && !(forwarded_for.is_empty() && forwarded.is_empty()) {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            tracing::warn!(
+                peer = %peer,
+                "a request came through a proxy (X-Forwarded-For or Forwarded), but \
+                 limits.trusted_proxies is empty: the per-address mint limit counts the \
+                 proxy's address for all its clients. List the proxies, or set \
+                 limits.mint_per_ip = \"off\"."
+            );
+        });
+    }
+    Some(crate::domain::client_ip(
+        peer,
+        &forwarded_for,
+        &forwarded,
+        trusted,
+    ))
+}
+
+const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 
 /// The `Authorization` value, when it is visible ASCII.
 fn authorization(req: &HttpRequest) -> Option<&str> {

@@ -11,7 +11,7 @@
 //! a client put in the wrong field must not be echoed back.
 
 use crate::auth::{AuthError, NotPermitted};
-use crate::core::{MintError, Outcome, RedeemError, StoreUnavailable};
+use crate::core::{Limit, Limited, MintError, Outcome, RedeemError, StoreUnavailable};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -47,6 +47,7 @@ codes![
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    RateLimited,
     StoreUnavailable,
     AuthUnavailable,
     ShuttingDown,
@@ -165,6 +166,15 @@ impl Code {
                 "Unsupported media type",
                 "the request body must be application/json",
             ),
+            Code::RateLimited => Row {
+                extra: Some(Extra::FromError(header::RETRY_AFTER)),
+                ..row(
+                    "rate_limited",
+                    S::TOO_MANY_REQUESTS,
+                    "Too many requests",
+                    "over a limit of [limits]: try again after Retry-After seconds",
+                )
+            },
             Code::StoreUnavailable => row(
                 "store_unavailable",
                 S::SERVICE_UNAVAILABLE,
@@ -204,6 +214,8 @@ pub(crate) struct ApiError {
     code: Code,
     detail: Option<Cow<'static, str>>,
     header: Option<HeaderValue>,
+    /// Headers beyond the table's, that a door adds (`RateLimit`).
+    more: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl fmt::Display for ApiError {
@@ -218,6 +230,7 @@ impl From<Code> for ApiError {
             code,
             detail: None,
             header: None,
+            more: Vec::new(),
         }
     }
 }
@@ -238,6 +251,12 @@ impl ApiError {
     /// The value of the code's [`Extra::FromError`] header.
     pub(crate) fn with_header(mut self, value: HeaderValue) -> Self {
         self.header = Some(value);
+        self
+    }
+
+    /// One more header on the answer.
+    pub(crate) fn with_more(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.more.push((name, value));
         self
     }
 
@@ -287,6 +306,9 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        for (name, value) in &self.more {
+            res.insert_header((name.clone(), value.clone()));
+        }
         // Serialising a struct of strings and an integer cannot fail.
         res.body(serde_json::to_vec(&body).unwrap_or_default())
     }
@@ -318,6 +340,34 @@ pub(crate) fn raw_http_response(error: &ApiError) -> Vec<u8> {
 
 // ---- what the core and the authenticator say, as codes ---------------------
 
+/// Whole seconds, at least 1 (what `Retry-After` and `RateLimit` carry).
+fn whole_secs(d: std::time::Duration) -> u64 {
+    d.as_millis().div_ceil(1000).max(1) as u64
+}
+
+/// 429 with `Retry-After` and the IETF `RateLimit-Policy` and `RateLimit`
+/// fields: the refusing limit's quota per window, none left, and when.
+fn rate_limited(l: &Limited) -> ApiError {
+    let name = l.limit.as_str();
+    let retry = whole_secs(l.retry_after);
+    let policy = format!("\"{name}\";q={};w={}", l.quota, whole_secs(l.window));
+    let now = format!("\"{name}\";r=0;t={retry}");
+    let value = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("1"));
+    ApiError::with_detail(
+        Code::RateLimited,
+        match l.limit {
+            Limit::User => "this user mints too fast: try again after Retry-After seconds",
+            Limit::Ip => "this address mints too fast: try again after Retry-After seconds",
+            Limit::Live => {
+                "this user holds too many unused tickets: use or let some expire, then try again"
+            }
+        },
+    )
+    .with_header(HeaderValue::from(retry))
+    .with_more(HeaderName::from_static("ratelimit-policy"), value(policy))
+    .with_more(HeaderName::from_static("ratelimit"), value(now))
+}
+
 impl From<StoreUnavailable> for ApiError {
     fn from(_: StoreUnavailable) -> Self {
         Code::StoreUnavailable.into()
@@ -345,6 +395,7 @@ impl From<MintError> for ApiError {
             MintError::Invalid(detail) => ApiError::with_detail(Code::InvalidRequest, detail),
             MintError::Forbidden(detail) => ApiError::with_detail(Code::Forbidden, detail),
             MintError::OriginNotAllowed => Code::OriginNotAllowed.into(),
+            MintError::RateLimited(l) => rate_limited(&l),
             MintError::StoreUnavailable(e) => e.into(),
             MintError::Internal => Code::Internal.into(),
         }

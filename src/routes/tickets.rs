@@ -2,7 +2,7 @@
 //! ticket core. Each handler parses (its extractors), calls the core, and
 //! shapes the answer; the core enforces the policy and keeps the books.
 
-use super::extract::{JsonBody, KeyCaller};
+use super::extract::{JsonBody, KeyCaller, client_ip};
 use super::problem::ApiError;
 use crate::auth::Caller;
 use crate::core::{Door, MintRequest, RedeemRequest, TicketCore};
@@ -83,6 +83,7 @@ pub(crate) async fn mint(
         ttl_secs: body.ttl_secs,
         claims,
         origin_header: req.headers().get(ORIGIN).and_then(|v| v.to_str().ok()),
+        client_ip: client_ip(&req, &core.limits().trusted_proxies),
     };
     let minted = core.mint(&caller, request).await?;
     Ok(no_store(StatusCode::CREATED).json(MintResponse {

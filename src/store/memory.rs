@@ -6,7 +6,7 @@
 //! only the used record, like the Redis store.
 //! The number of live entries is bounded: a full store refuses to mint.
 
-use super::{Records, StoreError, Taken, TicketStore};
+use super::{Hold, Records, StoreError, Taken, Throttle, TicketStore, unix_ms_now};
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BinaryHeap, HashMap};
@@ -24,7 +24,15 @@ struct Entry {
 struct Inner {
     map: HashMap<String, Entry>,
     by_expiry: BinaryHeap<Reverse<(Instant, String)>>,
+    /// Limiter key → its theoretical arrival time (unix ms).
+    limiters: HashMap<String, u64>,
+    /// Live-ticket set → (until, member), unix ms.
+    live: HashMap<String, Vec<(u64, String)>>,
 }
+
+/// Past this many limiter keys or live sets, a call first drops those that
+/// no longer limit anything.
+const SWEEP_ABOVE: usize = 10_000;
 
 impl Inner {
     fn purge_expired(&mut self, now: Instant) {
@@ -114,6 +122,67 @@ impl TicketStore for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn throttle(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Throttle, StoreError> {
+        let now = unix_ms_now();
+        let interval = interval.as_millis() as u64;
+        let tolerance = interval * u64::from(burst);
+        let mut inner = self.lock();
+        if inner.limiters.len() > SWEEP_ABOVE {
+            inner.limiters.retain(|_, tat| *tat > now);
+        }
+        let tat = inner.limiters.get(key).copied().unwrap_or(now).max(now);
+        let new_tat = tat + interval;
+        let allow_at = new_tat.saturating_sub(tolerance);
+        if allow_at > now {
+            return Ok(Throttle::Wait(Duration::from_millis(allow_at - now)));
+        }
+        inner.limiters.insert(key.to_owned(), new_tat);
+        let remaining = (tolerance - (new_tat - now)) / interval.max(1);
+        Ok(Throttle::Allowed {
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn hold(
+        &self,
+        key: &str,
+        member: &str,
+        until: u64,
+        max: u32,
+    ) -> Result<Hold, StoreError> {
+        let now = unix_ms_now();
+        let mut inner = self.lock();
+        if inner.live.len() > SWEEP_ABOVE {
+            inner
+                .live
+                .retain(|_, set| set.iter().any(|(u, _)| *u > now));
+        }
+        let set = inner.live.entry(key.to_owned()).or_default();
+        set.retain(|(u, _)| *u > now);
+        if set.len() >= max as usize {
+            let first = set.iter().map(|(u, _)| *u).min().unwrap_or(now);
+            return Ok(Hold::Full(Duration::from_millis(first.saturating_sub(now))));
+        }
+        set.push((until, member.to_owned()));
+        Ok(Hold::Held)
+    }
+
+    async fn release(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(set) = inner.live.get_mut(key) {
+            set.retain(|(_, m)| m != member);
+            if set.is_empty() {
+                inner.live.remove(key);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +234,54 @@ mod tests {
         // Redeemed entries still count until they expire.
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(s.put_new("c", records(b"v"), LONG).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_limiter_allows_a_burst_then_one_per_interval() {
+        let s = MemoryStore::new(10);
+        let interval = Duration::from_millis(100);
+        assert_eq!(
+            s.throttle("k", interval, 3).await.unwrap(),
+            Throttle::Allowed { remaining: 2 }
+        );
+        s.throttle("k", interval, 3).await.unwrap();
+        assert_eq!(
+            s.throttle("k", interval, 3).await.unwrap(),
+            Throttle::Allowed { remaining: 0 }
+        );
+        match s.throttle("k", interval, 3).await.unwrap() {
+            Throttle::Wait(d) => assert!(d <= interval && d > Duration::ZERO, "{d:?}"),
+            other => panic!("{other:?}"),
+        }
+        // Other keys are their own.
+        assert!(matches!(
+            s.throttle("other", interval, 3).await.unwrap(),
+            Throttle::Allowed { .. }
+        ));
+        tokio::time::sleep(interval + Duration::from_millis(10)).await;
+        assert!(matches!(
+            s.throttle("k", interval, 3).await.unwrap(),
+            Throttle::Allowed { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_live_set_holds_up_to_its_cap_until_members_go() {
+        let s = MemoryStore::new(10);
+        let later = unix_ms_now() + 60_000;
+        assert_eq!(s.hold("u", "a", later, 2).await.unwrap(), Hold::Held);
+        assert_eq!(s.hold("u", "b", later, 2).await.unwrap(), Hold::Held);
+        assert!(matches!(
+            s.hold("u", "c", later, 2).await.unwrap(),
+            Hold::Full(_)
+        ));
+        s.release("u", "a").await.unwrap();
+        assert_eq!(s.hold("u", "c", later, 2).await.unwrap(), Hold::Held);
+        // Expired members do not count.
+        let soon = unix_ms_now() + 30;
+        assert_eq!(s.hold("v", "x", soon, 1).await.unwrap(), Hold::Held);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(s.hold("v", "y", later, 1).await.unwrap(), Hold::Held);
     }
 
     #[tokio::test]

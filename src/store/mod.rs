@@ -47,6 +47,24 @@ pub(crate) enum Taken {
     Missing,
 }
 
+/// What a limiter key said (generic cell rate algorithm: one request costs
+/// `interval`, and `burst` of them may come at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttle {
+    /// Allowed; so many more would be allowed right now.
+    Allowed { remaining: u32 },
+    /// Refused; allowed again in this long.
+    Wait(Duration),
+}
+
+/// What a live-ticket set said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    Held,
+    /// At its cap; the first of its tickets expires in this long.
+    Full(Duration),
+}
+
 /// A store failure. None of these is ever turned into a success.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
@@ -91,6 +109,32 @@ pub(crate) trait TicketStore {
 
     /// Does the store answer?
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Charge one request to the limiter `key` (atomically; the key lives
+    /// as long as it limits anything).
+    fn throttle(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> impl Future<Output = Result<Throttle, StoreError>> + Send;
+
+    /// Add `member` (until `until`, unix milliseconds) to the set `key`
+    /// unless it holds `max` members that have not expired.
+    fn hold(
+        &self,
+        key: &str,
+        member: &str,
+        until: u64,
+        max: u32,
+    ) -> impl Future<Output = Result<Hold, StoreError>> + Send;
+
+    /// Take `member` out of the set `key`.
+    fn release(
+        &self,
+        key: &str,
+        member: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 pub(crate) enum Store {
@@ -157,4 +201,43 @@ impl TicketStore for Store {
             Store::Redis(s) => s.ping().await,
         }
     }
+
+    async fn throttle(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Throttle, StoreError> {
+        match self {
+            Store::Memory(s) => s.throttle(key, interval, burst).await,
+            Store::Redis(s) => s.throttle(key, interval, burst).await,
+        }
+    }
+
+    async fn hold(
+        &self,
+        key: &str,
+        member: &str,
+        until: u64,
+        max: u32,
+    ) -> Result<Hold, StoreError> {
+        match self {
+            Store::Memory(s) => s.hold(key, member, until, max).await,
+            Store::Redis(s) => s.hold(key, member, until, max).await,
+        }
+    }
+
+    async fn release(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(s) => s.release(key, member).await,
+            Store::Redis(s) => s.release(key, member).await,
+        }
+    }
+}
+
+/// Unix milliseconds now.
+pub(crate) fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

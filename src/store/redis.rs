@@ -27,7 +27,7 @@
 //!   and the next call asks Sentinel for the master again (a demoted master
 //!   answers writes with `READONLY`, which is such a failure).
 
-use super::{Records, StoreError, Taken, TicketStore};
+use super::{Hold, Records, StoreError, Taken, Throttle, TicketStore};
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
@@ -58,6 +58,40 @@ if v and #v >= 3 and string.byte(v, 1) == 2 then
   redis.call('SET', KEYS[1], '\0' .. string.sub(v, 4 + n), 'KEEPTTL')
 end
 return v
+"#;
+
+/// The generic cell rate algorithm on one key, on Redis' clock (the same
+/// for every replica). KEYS[1]: the limiter key; ARGV: the interval (ms)
+/// and the burst. Returns {1, remaining} or {0, wait ms}.
+const THROTTLE_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - tolerance - now
+if wait > 0 then return {0, wait} end
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+return {1, math.floor((tolerance - (new_tat - now)) / interval)}
+"#;
+
+/// A capped set of live tickets. KEYS[1]: the set; ARGV: the member, until
+/// when it counts (unix ms), the cap. Returns {1, 0} or {0, ms until the
+/// first member expires}.
+const HOLD_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, math.max(0, tonumber(first[2]) - now)}
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return {1, 0}
 "#;
 
 /// The stored value of a fresh ticket.
@@ -187,6 +221,8 @@ pub(crate) struct RedisStore {
     source: Source,
     timeout: Duration,
     take: redis::Script,
+    throttle: redis::Script,
+    hold: redis::Script,
     in_flight: tokio::sync::Semaphore,
 }
 
@@ -353,6 +389,8 @@ impl RedisStore {
             source,
             timeout: settings.command_timeout,
             take: redis::Script::new(TAKE_SCRIPT),
+            throttle: redis::Script::new(THROTTLE_SCRIPT),
+            hold: redis::Script::new(HOLD_SCRIPT),
             in_flight: tokio::sync::Semaphore::new(settings.max_in_flight),
         })
     }
@@ -497,6 +535,52 @@ impl TicketStore for RedisStore {
         } else {
             Err(StoreError::Other("unexpected PING reply".into()))
         }
+    }
+
+    async fn throttle(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Throttle, StoreError> {
+        let mut invocation = self.throttle.key(key);
+        invocation
+            .arg(interval.as_millis().max(1) as u64)
+            .arg(burst);
+        let (allowed, n): (u8, u64) = self
+            .with_conn(async |c| invocation.invoke_async(c).await)
+            .await?;
+        Ok(if allowed == 1 {
+            Throttle::Allowed {
+                remaining: u32::try_from(n).unwrap_or(u32::MAX),
+            }
+        } else {
+            Throttle::Wait(Duration::from_millis(n))
+        })
+    }
+
+    async fn hold(
+        &self,
+        key: &str,
+        member: &str,
+        until: u64,
+        max: u32,
+    ) -> Result<Hold, StoreError> {
+        let mut invocation = self.hold.key(key);
+        invocation.arg(member).arg(until).arg(max);
+        let (held, wait): (u8, u64) = self
+            .with_conn(async |c| invocation.invoke_async(c).await)
+            .await?;
+        Ok(if held == 1 {
+            Hold::Held
+        } else {
+            Hold::Full(Duration::from_millis(wait))
+        })
+    }
+
+    async fn release(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let _: i64 = self.run(redis::cmd("ZREM").arg(key).arg(member)).await?;
+        Ok(())
     }
 }
 

@@ -477,6 +477,68 @@ async fn json_logs_have_the_fields_and_no_secret() {
     );
 }
 
+/// A mint refused by a limit is logged with whom and where from (so that an
+/// operator can find the client in a retry loop), like a mint is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limited_mints_log_the_user_and_address() {
+    let prefix = random_prefix();
+    let config = format!(
+        "{}\n[limits]\nmint_per_user = \"1/h\"\nmint_per_user_burst = 1\napply_to_api_keys = true\n",
+        base_config(Backend::Memory, None, &prefix, "")
+    );
+    let path = temp_file("limited.toml", &config);
+    let p = Proc::spawn(
+        &["--config", path.to_str().unwrap()],
+        &[("WSTICKET_LOG", "info"), ("WSTICKET_LOG_FORMAT", "json")],
+    );
+    let mint = json!({"user_id": "eager-user", "origin": ORIGIN});
+    assert_eq!(
+        post(&p.base, "/v1/tickets", ISSUER, mint.clone()).await.0,
+        201
+    );
+    assert_eq!(post(&p.base, "/v1/tickets", ISSUER, mint).await.0, 429);
+    // Through a proxy that is not in trusted_proxies: said once.
+    for user in ["proxied-1", "proxied-2"] {
+        let r = http()
+            .post(format!("{}/v1/tickets", p.base))
+            .bearer_auth(ISSUER)
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({"user_id": user, "origin": ORIGIN}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+
+    let log = p.stop();
+    let line = |message: &str| -> Value {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line:\n{log}"))
+    };
+    let minted = line("ticket minted");
+    assert_eq!(minted["fields"]["client_ip"], "127.0.0.1", "{minted}");
+    let refused = line("mint refused");
+    let f = &refused["fields"];
+    assert_eq!(f["user_id"], "eager-user", "{refused}");
+    assert_eq!(f["client_ip"], "127.0.0.1", "{refused}");
+    assert_eq!(f["caller"], "issuer", "{refused}");
+    assert_eq!(
+        (&f["reason"], &f["limit"]),
+        (&json!("rate_limited"), &json!("user"))
+    );
+    assert!(
+        f["retry_after_ms"].as_u64().unwrap() > 3_500_000,
+        "{refused}"
+    );
+    assert_eq!(
+        log.matches("limits.trusted_proxies is empty").count(),
+        1,
+        "{log}"
+    );
+}
+
 /// A user id is the caller's to choose: in the text log it is one quoted
 /// field, never something that reads as other fields. A JWT sent as a
 /// request id is neither echoed nor logged.

@@ -52,6 +52,7 @@ fn accepted_keys() -> BTreeSet<String> {
         ("auth.", "[auth]\nzz_probe = 1"),
         ("auth.jwt.", "[auth.jwt]\nzz_probe = 1"),
         ("auth.forward.", "[auth.forward]\nzz_probe = 1"),
+        ("limits.", "[limits]\nzz_probe = 1"),
     ];
     let is_table = |key: &str| {
         tables

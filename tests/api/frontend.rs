@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt");
-const HS_SECRET: &str = "hs-secret-hs-secret-hs-secret-hs-secret!";
+pub(crate) const HS_SECRET: &str = "hs-secret-hs-secret-hs-secret-hs-secret!";
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
@@ -29,11 +29,11 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn claims(sub: &str) -> Value {
+pub(crate) fn claims(sub: &str) -> Value {
     json!({"sub": sub, "exp": now() + 300, "iss": "https://idp.test", "aud": "wsticket", "roles": ["admin"], "email": "x@y"})
 }
 
-fn sign(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: &Value) -> String {
+pub(crate) fn sign(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: &Value) -> String {
     let mut h = Header::new(alg);
     h.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&h, claims, key).unwrap()
@@ -51,7 +51,7 @@ fn ed() -> EncodingKey {
     EncodingKey::from_ed_pem(&fixture("ed1.key.pem")).unwrap()
 }
 
-fn hs() -> EncodingKey {
+pub(crate) fn hs() -> EncodingKey {
     EncodingKey::from_secret(HS_SECRET.as_bytes())
 }
 
@@ -65,7 +65,7 @@ async fn spawn_auth(auth: &str) -> TestApp {
     spawn_toml(&text, prefix).await
 }
 
-fn jwt_config(source: &str, algorithms: &str) -> String {
+pub(crate) fn jwt_config(source: &str, algorithms: &str) -> String {
     format!(
         "[auth.jwt]\nissuer = \"https://idp.test\"\naudience = \"wsticket\"\nalgorithms = {algorithms}\n\
          copy_claims = [\"roles\"]\n{source}\n"
@@ -74,7 +74,7 @@ fn jwt_config(source: &str, algorithms: &str) -> String {
 
 impl TestApp {
     /// Mint as a browser would: a bearer credential and an Origin header.
-    async fn mint_browser(
+    pub(crate) async fn mint_browser(
         &self,
         bearer: Option<&str>,
         cookie: Option<&str>,

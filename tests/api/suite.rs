@@ -6,26 +6,6 @@ use crate::helpers::*;
 use serde_json::json;
 use std::time::Duration;
 
-/// Each test once per backend: a module per backend, a test per name.
-macro_rules! for_every_store {
-    ($($name:ident),* $(,)?) => {
-        for_every_store!(@backend memory, Memory, $($name),*);
-        for_every_store!(@backend redis, Redis, $($name),*);
-        for_every_store!(@backend cluster, Cluster, $($name),*);
-        for_every_store!(@backend sentinel, Sentinel, $($name),*);
-    };
-    (@backend $module:ident, $backend:ident, $($name:ident),*) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::$backend).await
-                }
-            )*
-        }
-    };
-}
-
 for_every_store!(
     mint_then_redeem_returns_what_was_bound,
     claims_pass_through_untouched,

@@ -55,6 +55,11 @@ secrets = [
 {{- end }}
 ]
 {{- end }}
+{{- with $cfg.limits }}
+
+[limits]
+{{- include "wsticket.tomlPairs" . }}
+{{- end }}
 {{- range .Values.clients }}
 
 [[clients]]
