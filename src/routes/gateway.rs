@@ -34,46 +34,56 @@ const URI_HEADERS: [HeaderName; 3] = [
 /// these is sent as it is; these (and every non-ASCII byte) percent-encoded.
 const USER_ENCODED: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%').add(b',').add(b';');
 
-/// The `ticket` query parameter of a URI (or of a query alone).
-fn query_ticket(uri: &str) -> Option<String> {
+/// The `ticket` query parameters of a URI (or of a query alone).
+fn query_tickets(uri: &str) -> impl Iterator<Item = String> + '_ {
     let query = match uri.split_once('?') {
         Some((_, q)) => q,
         None if !uri.contains('/') => uri,
-        None => return None,
+        None => "",
     };
     let query = query.split('#').next().unwrap_or_default();
     url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "ticket")
+        .filter(|(k, _)| k == "ticket")
         .map(|(_, v)| v.into_owned())
 }
 
-/// The ticket of the checked request: the first place that holds one.
-fn ticket_of(req: &HttpRequest) -> Option<String> {
+/// A request that carries two different tickets: which one the user meant
+/// is not for the gateway to guess (an app's own `ticket` parameter, or
+/// one a client slipped into a header the proxy should have set).
+struct MoreThanOne;
+
+/// The ticket of the checked request, from every place that may hold one:
+/// the URI headers of the proxies, the check's own query (Envoy sends the
+/// original path and query as the check's), the subprotocol entry. The
+/// same ticket in several (ingress-nginx sets two URI headers) is one.
+fn ticket_of(req: &HttpRequest) -> Result<Option<String>, MoreThanOne> {
     let headers = req.headers();
-    for name in &URI_HEADERS {
-        let found = headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(query_ticket);
-        if found.is_some() {
-            return found;
-        }
-    }
-    // Envoy sends the original path and query as the check's own.
-    if let Some(t) = query_ticket(req.query_string()) {
-        return Some(t);
-    }
-    headers
+    let uri_headers = URI_HEADERS;
+    let in_uris = uri_headers
+        .iter()
+        .filter_map(|name| headers.get(name)?.to_str().ok())
+        .chain([req.query_string()])
+        .flat_map(query_tickets);
+    let in_protocols = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .find_map(|entry| {
+        .filter_map(|entry| {
             let (prefix, ticket) = entry.split_at_checked(TICKET_ENTRY.len())?;
             prefix
                 .eq_ignore_ascii_case(TICKET_ENTRY)
                 .then(|| ticket.to_owned())
-        })
+        });
+    let mut found: Option<String> = None;
+    for ticket in in_uris.chain(in_protocols) {
+        match &found {
+            Some(first) if *first != ticket => return Err(MoreThanOne),
+            Some(_) => {}
+            None => found = Some(ticket),
+        }
+    }
+    Ok(found)
 }
 
 /// The subprotocol entry that carries a ticket (docs/integrating.md).
@@ -131,7 +141,10 @@ pub(crate) async fn check(
         None => None,
         Some(a) => Some(Audience::parse(a).map_err(|_| route_audience_refused())?),
     };
-    let ticket = ticket_of(&req).unwrap_or_default();
+    // Two tickets go to the core as none (counted and logged as malformed),
+    // and are answered as what they are.
+    let found = ticket_of(&req);
+    let ticket = found.as_ref().ok().cloned().flatten().unwrap_or_default();
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -142,7 +155,17 @@ pub(crate) async fn check(
         door: Door::Gateway,
         audience: route_audience.as_ref(),
     };
-    let r = core.redeem(&caller, request).await.map_err(answer)?;
+    let r = core
+        .redeem(&caller, request)
+        .await
+        .map_err(|e| match found {
+            Err(MoreThanOne) if matches!(e, RedeemError::Refused(_)) => ApiError::with_detail(
+                Code::Unauthenticated,
+                "more than one ticket in the request: send one, in the query or the \
+             subprotocol list",
+            ),
+            _ => answer(e),
+        })?;
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     let user = utf8_percent_encode(r.user.as_ref(), USER_ENCODED).to_string();
@@ -168,7 +191,7 @@ mod tests {
     const T: &str = "wst_k1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
     fn found(req: TestRequest) -> Option<String> {
-        ticket_of(&req.to_http_request())
+        ticket_of(&req.to_http_request()).unwrap_or_else(|_| panic!("two tickets"))
     }
 
     #[test]
@@ -207,21 +230,47 @@ mod tests {
             .as_deref(),
             Some(T)
         );
-        // The first source wins; a URI without one does not stop the search.
-        let both = TestRequest::default()
+        // A URI without one does not stop the search; the same ticket in
+        // several places is one.
+        let same = TestRequest::default()
             .insert_header(("x-original-uri", "/ws?room=1"))
-            .insert_header(("x-forwarded-uri", "/ws?ticket=second"))
-            .insert_header(("sec-websocket-protocol", "wsticket.third"));
-        assert_eq!(found(both).as_deref(), Some("second"));
+            .insert_header(("x-original-url", format!("https://h/ws?ticket={T}")))
+            .insert_header(("x-forwarded-uri", format!("/ws?ticket={T}")));
+        assert_eq!(found(same).as_deref(), Some(T));
         assert_eq!(
             found(TestRequest::default().insert_header(("x-original-uri", "/ws?room=1"))),
             None
         );
         // Percent-encoding in the query is undone.
         assert_eq!(
-            query_ticket("/ws?ticket=wst_k1_a%2Db").as_deref(),
-            Some("wst_k1_a-b")
+            query_tickets("/ws?ticket=wst_k1_a%2Db").collect::<Vec<_>>(),
+            ["wst_k1_a-b"]
         );
+    }
+
+    #[test]
+    fn two_different_tickets_are_refused_wherever_they_are() {
+        let two = |req: TestRequest| ticket_of(&req.to_http_request()).is_err();
+        assert!(two(TestRequest::default()
+            .insert_header(("x-original-uri", "/ws?ticket=a"))
+            .insert_header((
+                "sec-websocket-protocol",
+                "chat.v1, wsticket.b"
+            ))));
+        assert!(two(
+            TestRequest::default().insert_header(("x-original-uri", "/ws?ticket=a&ticket=b"))
+        ));
+        assert!(two(TestRequest::default()
+            .insert_header(("x-original-uri", "/ws?ticket=a"))
+            .insert_header(("x-forwarded-uri", "/ws?ticket=b"))));
+        assert!(two(TestRequest::default().insert_header((
+            "sec-websocket-protocol",
+            "wsticket.a, wsticket.b"
+        ))));
+        assert!(two(TestRequest::with_uri(
+            "/v1/gateway/check/chat/ws?ticket=a"
+        )
+        .insert_header(("sec-websocket-protocol", "wsticket.b"))));
     }
 
     #[test]

@@ -220,3 +220,33 @@ async fn refusals_are_401_or_403_and_a_bad_gateway_never_spends_a_ticket() {
             .expect(401, Some("unauthenticated"));
     }
 }
+
+/// Two different tickets in one request (an app's own `ticket` parameter, a
+/// header the client slipped past the proxy): 401, and neither is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tickets_are_refused_and_neither_is_spent() {
+    let app = spawn_app(Backend::Memory).await;
+    let (a, b) = (app.mint().await, app.mint().await);
+    let uri = format!("/ws?ticket={a}");
+    let protocols = format!("chat.v1, wsticket.{b}");
+    let mut h = base(REDEEMER, ORIGIN);
+    h.push(("x-original-uri", &uri));
+    h.push(("sec-websocket-protocol", &protocols));
+    let r = app.check(CHECK, CHECK, &h).await;
+    r.expect(401, Some("unauthenticated"));
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than one ticket"),
+        "{}",
+        r.body
+    );
+    // The same ticket in two places is one ticket.
+    let mut h = base(REDEEMER, ORIGIN);
+    let url = format!("https://chat.example.com/ws?ticket={a}");
+    h.push(("x-original-uri", &uri));
+    h.push(("x-original-url", &url));
+    app.check(CHECK, CHECK, &h).await.expect(200, None);
+    app.redeem(&b, Some(ORIGIN)).await.expect(200, None);
+}
