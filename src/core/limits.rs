@@ -54,19 +54,14 @@ pub(crate) struct Limited {
     pub(crate) window: Duration,
 }
 
-/// Who mints: the caller, the user the ticket is for, the client address.
-#[derive(Clone, Copy)]
+/// Who mints: the caller, the user the ticket is for, the client address,
+/// and the user's keyed fingerprint when a per-user limit applies (computed
+/// once, for both the user's rate and live set).
 pub(super) struct Who<'a> {
-    pub(super) caller: &'a Caller,
-    pub(super) user: &'a str,
-    pub(super) ip: Option<IpAddr>,
-}
-
-/// A live ticket counted against its user: the set and the member, so that
-/// redeeming it (or its expiry) frees its place.
-pub(crate) struct LiveSlot {
-    pub(crate) key: String,
-    pub(crate) member: String,
+    caller: &'a Caller,
+    user: &'a str,
+    ip: Option<IpAddr>,
+    user_fp: Option<String>,
 }
 
 impl LimitPolicy {
@@ -78,13 +73,26 @@ impl LimitPolicy {
 }
 
 impl TicketCore {
-    fn limit_key(&self, kind: &str, value: &str) -> String {
-        let fp = self.policy.keyring.fingerprint(kind, value);
+    pub(super) fn who<'a>(&self, caller: &'a Caller, user: &'a str, ip: Option<IpAddr>) -> Who<'a> {
+        let limits = &self.limits;
+        let per_user = limits.per_user.is_some() || limits.max_live_per_user.is_some();
+        let user_fp = (per_user && limits.applies_to(caller))
+            .then(|| self.policy.keyring.fingerprint("user", user));
+        Who {
+            caller,
+            user,
+            ip,
+            user_fp,
+        }
+    }
+
+    /// A limiter's store key: `kind` and the fingerprint of what it limits.
+    fn limit_key(&self, kind: &str, fp: &str) -> String {
         format!("{}{kind}:{fp}", self.key_prefix)
     }
 
     /// A refused mint: counted, logged with who and from where, answered.
-    fn refuse(&self, who: Who<'_>, limited: Limited) -> MintError {
+    fn refuse(&self, who: &Who<'_>, limited: Limited) -> MintError {
         self.metrics.mint_limited(limited.limit.as_str());
         tracing::info!(
             caller = who.caller.name(),
@@ -100,16 +108,15 @@ impl TicketCore {
 
     async fn throttle(
         &self,
-        who: Who<'_>,
+        who: &Who<'_>,
         limit: Limit,
         key: &str,
         b: Burst,
     ) -> Result<(), MintError> {
+        // Stores count whole milliseconds: a rate over 1000/s is 1000/s.
+        let interval = b.rate.interval().max(Duration::from_millis(1));
         let throttled = self
-            .timed(
-                "limit",
-                self.store.throttle(key, b.rate.interval(), b.burst),
-            )
+            .timed("limit", self.store.throttle(key, interval, b.burst))
             .await?;
         match throttled {
             Throttle::Allowed { .. } => Ok(()),
@@ -126,45 +133,41 @@ impl TicketCore {
     }
 
     /// The rate limits of a mint.
-    pub(super) async fn check_rates(&self, who: Who<'_>) -> Result<(), MintError> {
+    pub(super) async fn check_rates(&self, who: &Who<'_>) -> Result<(), MintError> {
         let limits = &self.limits;
         if !limits.applies_to(who.caller) {
             return Ok(());
         }
-        if let Some(b) = limits.per_user {
-            self.throttle(who, Limit::User, &self.limit_key("ru", who.user), b)
+        if let (Some(b), Some(fp)) = (limits.per_user, &who.user_fp) {
+            self.throttle(who, Limit::User, &self.limit_key("ru", fp), b)
                 .await?;
         }
         if let (Some(b), Some(ip)) = (limits.per_ip, who.ip) {
-            let key = self.limit_key("ri", &ip.to_string());
-            self.throttle(who, Limit::Ip, &key, b).await?;
+            let fp = self.policy.keyring.fingerprint("ip", &ip.to_string());
+            self.throttle(who, Limit::Ip, &self.limit_key("ri", &fp), b)
+                .await?;
         }
         Ok(())
     }
 
     /// Count a ticket (`member`, live until `until`, unix ms) against its
-    /// user's cap, when one applies.
+    /// user's cap, when one applies: the key of the set it holds a place
+    /// in, which redeeming it (or its expiry) frees.
     pub(super) async fn hold_live(
         &self,
-        who: Who<'_>,
+        who: &Who<'_>,
         member: &str,
         until: u64,
-    ) -> Result<Option<LiveSlot>, MintError> {
-        let Some(max) = self.limits.max_live_per_user else {
+    ) -> Result<Option<String>, MintError> {
+        let (Some(max), Some(fp)) = (self.limits.max_live_per_user, &who.user_fp) else {
             return Ok(None);
         };
-        if !self.limits.applies_to(who.caller) {
-            return Ok(None);
-        }
-        let key = self.limit_key("lu", who.user);
+        let key = self.limit_key("lu", fp);
         match self
             .timed("limit", self.store.hold(&key, member, until, max))
             .await?
         {
-            Hold::Held => Ok(Some(LiveSlot {
-                key,
-                member: member.to_owned(),
-            })),
+            Hold::Held => Ok(Some(key)),
             Hold::Full(retry_after) => Err(self.refuse(
                 who,
                 Limited {

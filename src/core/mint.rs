@@ -2,7 +2,7 @@
 //! ticket is for, where it may be used, which service, how long, what it
 //! carries), then sealed and stored.
 
-use super::limits::{Limited, Who};
+use super::limits::Limited;
 use super::payload::{Sealing, SealingUsed};
 use super::{StoreUnavailable, TicketCore, unix_ms};
 use crate::auth::{Caller, Permission};
@@ -117,12 +117,8 @@ impl TicketCore {
         let audience = policy.audience(request.audience.as_deref(), caller)?;
         let ttl_secs = policy.ttl_secs(request.ttl_secs)?;
         policy.check_claims(&subject.claims)?;
-        let who = Who {
-            caller,
-            user: subject.user.as_ref(),
-            ip: request.client_ip,
-        };
-        self.check_rates(who).await?;
+        let who = self.who(caller, subject.user.as_ref(), request.client_ip);
+        self.check_rates(&who).await?;
 
         let now = SystemTime::now();
         let expires_at = now + Duration::from_secs(ttl_secs);
@@ -145,7 +141,7 @@ impl TicketCore {
             })?;
             let ticket_ref = keys.reference();
             let live = self
-                .hold_live(who, &ticket_ref, unix_ms(expires_at))
+                .hold_live(&who, &ticket_ref, unix_ms(expires_at))
                 .await?;
             let fresh = serialise(serde_json::to_vec(&Sealing {
                 user_id: subject.user.as_ref(),
@@ -154,7 +150,7 @@ impl TicketCore {
                 claims: &subject.claims,
                 iat: unix_ms(now),
                 exp: unix_ms(expires_at),
-                live: live.as_ref().map(|l| l.key.as_str()),
+                live: live.as_deref(),
             }))?;
             let key = keys.store_key(&self.key_prefix);
             let seal = |record, plaintext: &[u8]| {
@@ -181,8 +177,8 @@ impl TicketCore {
                 };
                 return Ok((minted, subject.user, ticket_ref));
             }
-            if let Some(l) = live {
-                self.release_live(&l.key, &l.member).await;
+            if let Some(live) = live {
+                self.release_live(&live, &ticket_ref).await;
             }
         }
         tracing::error!("two fresh tickets collided with stored keys");

@@ -19,7 +19,7 @@ pub(crate) use policy::{MAX_TTL_LIMIT_SECS, TicketPolicy};
 pub(crate) use redeem::{Door, Outcome, RedeemError, RedeemRequest};
 
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, unix_ms, unix_ms_now};
 use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,37 +49,50 @@ pub(crate) struct TicketCore {
 /// Bounded, and touched only on store failures and reuses.
 #[derive(Debug, Default)]
 pub(crate) struct StoreFailedRedeems {
-    /// `ticket_ref` → until when it counts.
-    refs: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    refs: std::sync::Mutex<FailedRefs>,
     /// Whether `refs` may hold anything: every successful redeem asks, and
     /// must not take the lock for it while there was no store failure.
     any: std::sync::atomic::AtomicBool,
 }
 
+#[derive(Debug, Default)]
+struct FailedRefs {
+    /// `ticket_ref` → until when it counts.
+    until: std::collections::HashMap<String, Instant>,
+    /// The latest of those: past it, none counts any more.
+    latest: Option<Instant>,
+}
+
 impl StoreFailedRedeems {
     const MAX: usize = 10_000;
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, FailedRefs> {
+        self.refs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn note(&self, ticket_ref: String, window: Duration) {
         let now = Instant::now();
-        let mut refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
-        if refs.len() >= Self::MAX {
-            refs.retain(|_, until| *until > now);
+        let refs = &mut *self.lock();
+        if refs.until.len() >= Self::MAX {
+            refs.until.retain(|_, until| *until > now);
         }
-        if refs.len() < Self::MAX {
-            refs.insert(ticket_ref, now + window);
+        if refs.until.len() < Self::MAX {
+            let until = now + window;
+            refs.until.insert(ticket_ref, until);
+            refs.latest = refs.latest.max(Some(until));
             self.any.store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
+    /// One lookup per call; the whole record goes once all of it is stale.
     fn forget(&self, ticket_ref: &str) {
         if !self.any.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        let mut refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
-        refs.remove(ticket_ref);
-        let now = Instant::now();
-        refs.retain(|_, until| *until > now);
-        if refs.is_empty() {
+        let refs = &mut *self.lock();
+        refs.until.remove(ticket_ref);
+        if refs.until.is_empty() || refs.latest.is_none_or(|l| l <= Instant::now()) {
+            *refs = FailedRefs::default();
             self.any.store(false, std::sync::atomic::Ordering::Release);
         }
     }
@@ -88,16 +101,11 @@ impl StoreFailedRedeems {
         if !self.any.load(std::sync::atomic::Ordering::Acquire) {
             return false;
         }
-        let refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
-        refs.get(ticket_ref)
+        self.lock()
+            .until
+            .get(ticket_ref)
             .is_some_and(|until| *until > Instant::now())
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn from_unix_ms(ms: u64) -> SystemTime {

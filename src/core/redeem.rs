@@ -3,7 +3,7 @@
 //! checks say afterwards.
 
 use super::payload::{Opened, OpenedUsed};
-use super::{StoreUnavailable, TicketCore, from_unix_ms, unix_ms};
+use super::{StoreUnavailable, TicketCore, from_unix_ms, unix_ms_now};
 use crate::auth::{Caller, NotPermitted, Permission};
 use crate::crypto::{Record, TicketKeys};
 use crate::domain::{Audience, Claims, Origin, Ticket, UserId};
@@ -109,10 +109,10 @@ pub(crate) enum RedeemError {
 }
 
 impl Refusal {
-    fn new(outcome: Outcome, keys: Option<&TicketKeys>) -> Self {
+    fn new(outcome: Outcome, ticket_ref: Option<String>) -> Self {
         Refusal {
             outcome,
-            ticket_ref: keys.map(TicketKeys::reference),
+            ticket_ref,
             user: None,
             audience: None,
         }
@@ -217,7 +217,7 @@ impl TicketCore {
         request: RedeemRequest<'_>,
     ) -> Result<(Redeemed, String), RedeemError> {
         use Outcome as O;
-        let refuse = |outcome, keys| Err(RedeemError::Refused(Refusal::new(outcome, keys)));
+        let refuse = |outcome, r| Err(RedeemError::Refused(Refusal::new(outcome, r)));
         let Ok(ticket) = Ticket::parse(request.ticket) else {
             return refuse(O::Malformed, None);
         };
@@ -226,20 +226,22 @@ impl TicketCore {
             return refuse(O::Invalid, None);
         };
         let key = keys.store_key(&self.key_prefix);
+        // What the logs name the ticket by; every answer from here has one.
+        let ticket_ref = keys.reference();
         let taken = match self.timed("redeem", self.store.take(&key)).await {
             Ok(taken) => taken,
             Err(e) => {
                 let window = std::time::Duration::from_secs(self.policy.max_ttl_secs);
-                self.store_failed.note(keys.reference(), window);
+                self.store_failed.note(ticket_ref, window);
                 return Err(e.into());
             }
         };
         let sealed = match taken {
-            Taken::Missing => return refuse(O::Invalid, Some(&keys)),
+            Taken::Missing => return refuse(O::Invalid, Some(ticket_ref)),
             Taken::Used(sealed) => {
                 // Named by its used record; one that does not open (edited
                 // behind wsticket's back) is still a reuse, of nobody known.
-                let mut refusal = Refusal::new(O::Reused, Some(&keys));
+                let mut refusal = Refusal::new(O::Reused, Some(ticket_ref));
                 if let Some(used) = open::<OpenedUsed>(&keys, Record::Used, &key, &sealed) {
                     refusal.user = UserId::parse(used.user_id).ok();
                     refusal.audience = self.policy.bound_audience(&used.audience);
@@ -252,14 +254,14 @@ impl TicketCore {
             tracing::error!(
                 "a stored ticket failed authentication: the store was tampered with or the secret changed"
             );
-            return refuse(O::Invalid, Some(&keys));
+            return refuse(O::Invalid, Some(ticket_ref));
         };
         // Consumed: its place in its user's cap is free again.
         if let Some(live) = &payload.live {
-            self.release_live(live, &keys.reference()).await;
+            self.release_live(live, &ticket_ref).await;
         }
-        if unix_ms(SystemTime::now()) >= payload.exp {
-            return Err(self.refusal(O::Invalid, &keys, &payload));
+        if unix_ms_now() >= payload.exp {
+            return Err(self.refusal(O::Invalid, ticket_ref, &payload));
         }
         let presented = request.origin.filter(|o| !o.is_empty());
         let origin_ok = match (&payload.origin, presented) {
@@ -271,12 +273,12 @@ impl TicketCore {
             _ => false,
         };
         if !origin_ok {
-            return Err(self.refusal(O::OriginMismatch, &keys, &payload));
+            return Err(self.refusal(O::OriginMismatch, ticket_ref, &payload));
         }
         let audience = self.policy.bound_audience(&payload.audience);
         let wanted = |a: &Audience| request.audience.is_none_or(|r| r == a);
         let Some(audience) = audience.filter(|a| caller.may_use(a) && wanted(a)) else {
-            return Err(self.refusal(O::AudienceMismatch, &keys, &payload));
+            return Err(self.refusal(O::AudienceMismatch, ticket_ref, &payload));
         };
         // What was sealed was checked when it was minted; values that no
         // longer parse (rules tightened since) fail closed.
@@ -284,11 +286,11 @@ impl TicketCore {
             None => None,
             Some(o) => match self.policy.bound_origin(o) {
                 Some(o) => Some(o),
-                None => return Err(self.refusal(O::Invalid, &keys, &payload)),
+                None => return Err(self.refusal(O::Invalid, ticket_ref, &payload)),
             },
         };
         let Ok(user) = UserId::parse(payload.user_id) else {
-            return refuse(O::Invalid, Some(&keys));
+            return refuse(O::Invalid, Some(ticket_ref));
         };
         let redeemed = Redeemed {
             user,
@@ -298,12 +300,12 @@ impl TicketCore {
             issued_at: from_unix_ms(payload.iat),
             expires_at: from_unix_ms(payload.exp),
         };
-        Ok((redeemed, keys.reference()))
+        Ok((redeemed, ticket_ref))
     }
 
     /// A refusal of an opened ticket, with its user and audience.
-    fn refusal(&self, outcome: Outcome, keys: &TicketKeys, payload: &Opened) -> RedeemError {
-        let mut refusal = Refusal::new(outcome, Some(keys));
+    fn refusal(&self, outcome: Outcome, ticket_ref: String, payload: &Opened) -> RedeemError {
+        let mut refusal = Refusal::new(outcome, Some(ticket_ref));
         refusal.user = UserId::parse(payload.user_id.clone()).ok();
         refusal.audience = self.policy.bound_audience(&payload.audience);
         RedeemError::Refused(refusal)

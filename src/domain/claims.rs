@@ -25,9 +25,9 @@ impl Claims {
     }
 
     pub(crate) fn from_map(map: &Map<String, Value>) -> Self {
-        // Serialising a map of JSON values cannot fail (its keys are strings).
-        let text = serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned());
-        Claims(RawValue::from_string(text).unwrap_or_else(|_| empty_raw()))
+        // Serialising a map of JSON values cannot fail (its keys are
+        // strings); the text is not parsed again.
+        Claims(serde_json::value::to_raw_value(map).unwrap_or_else(|_| empty_raw()))
     }
 
     /// The claims of a request, as the caller wrote them; `None` unless they

@@ -28,11 +28,29 @@ struct Inner {
     limiters: HashMap<String, u64>,
     /// Live-ticket set → (until, member), unix ms.
     live: HashMap<String, Vec<(u64, String)>>,
+    /// Sweep `limiters` (`live`) once it holds more keys than this.
+    sweep_limiters_above: usize,
+    sweep_live_above: usize,
 }
 
 /// Past this many limiter keys or live sets, a call first drops those that
-/// no longer limit anything.
+/// no longer limit anything. After a sweep the threshold is twice what is
+/// left (at least this), so that many keys still in use cost one sweep per
+/// doubling, not one per call.
 const SWEEP_ABOVE: usize = 10_000;
+
+/// Drop the entries of `map` that `keep` refuses, when it has grown past
+/// `*above`; then move `*above` to twice what is left.
+fn sweep<V>(
+    map: &mut HashMap<String, V>,
+    above: &mut usize,
+    keep: impl FnMut(&String, &mut V) -> bool,
+) {
+    if map.len() > (*above).max(SWEEP_ABOVE) {
+        map.retain(keep);
+        *above = (map.len() * 2).max(SWEEP_ABOVE);
+    }
+}
 
 impl Inner {
     fn purge_expired(&mut self, now: Instant) {
@@ -132,10 +150,12 @@ impl TicketStore for MemoryStore {
         let now = unix_ms_now();
         let interval = interval.as_millis() as u64;
         let tolerance = interval * u64::from(burst);
-        let mut inner = self.lock();
-        if inner.limiters.len() > SWEEP_ABOVE {
-            inner.limiters.retain(|_, tat| *tat > now);
-        }
+        let inner = &mut *self.lock();
+        sweep(
+            &mut inner.limiters,
+            &mut inner.sweep_limiters_above,
+            |_, tat| *tat > now,
+        );
         let tat = inner.limiters.get(key).copied().unwrap_or(now).max(now);
         let new_tat = tat + interval;
         let allow_at = new_tat.saturating_sub(tolerance);
@@ -157,12 +177,10 @@ impl TicketStore for MemoryStore {
         max: u32,
     ) -> Result<Hold, StoreError> {
         let now = unix_ms_now();
-        let mut inner = self.lock();
-        if inner.live.len() > SWEEP_ABOVE {
-            inner
-                .live
-                .retain(|_, set| set.iter().any(|(u, _)| *u > now));
-        }
+        let inner = &mut *self.lock();
+        sweep(&mut inner.live, &mut inner.sweep_live_above, |_, set| {
+            set.iter().any(|(u, _)| *u > now)
+        });
         let set = inner.live.entry(key.to_owned()).or_default();
         set.retain(|(u, _)| *u > now);
         if set.len() >= max as usize {

@@ -111,7 +111,8 @@ pub(crate) trait TicketStore {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Charge one request to the limiter `key` (atomically; the key lives
-    /// as long as it limits anything).
+    /// as long as it limits anything). `interval`, a request's cost, is
+    /// whole milliseconds, at least one.
     fn throttle(
         &self,
         key: &str,
@@ -235,9 +236,13 @@ impl TicketStore for Store {
     }
 }
 
+/// A time as unix milliseconds (0 before the epoch).
+pub(crate) fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Unix milliseconds now.
 pub(crate) fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    unix_ms(std::time::SystemTime::now())
 }

@@ -544,9 +544,7 @@ impl TicketStore for RedisStore {
         burst: u32,
     ) -> Result<Throttle, StoreError> {
         let mut invocation = self.throttle.key(key);
-        invocation
-            .arg(interval.as_millis().max(1) as u64)
-            .arg(burst);
+        invocation.arg(interval.as_millis() as u64).arg(burst);
         let (allowed, n): (u8, u64) = self
             .with_conn(async |c| invocation.invoke_async(c).await)
             .await?;
