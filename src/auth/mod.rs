@@ -266,14 +266,13 @@ enum Route<'a> {
 
 /// Three dot-separated base64url segments, the first two non-empty.
 pub(crate) fn looks_like_jwt(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && !parts[0].is_empty()
-        && !parts[1].is_empty()
-        && parts.iter().all(|p| {
-            p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    let mut parts = s.split('.');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(h), Some(p), Some(_), None) if !h.is_empty() && !p.is_empty()
+    ) && s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// Verifies credentials against the configuration.

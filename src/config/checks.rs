@@ -120,6 +120,17 @@ pub(crate) struct Pair<'a> {
     pub(crate) file: Option<&'a Path>,
 }
 
+impl<'a> Pair<'a> {
+    /// The key the value came from: the file's, when one was named.
+    pub(crate) fn given_field(&self) -> &'a str {
+        if self.file.is_some() {
+            self.file_field
+        } else {
+            self.field
+        }
+    }
+}
+
 /// The one rule for every value / `_file` pair: at most one of the two, and
 /// a file is read at start.
 pub(crate) fn value_or_file(

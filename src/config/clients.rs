@@ -40,20 +40,15 @@ fn client(
         ));
     }
     let scope = audience_scope(&field("audiences"), raw.audiences, audiences)?;
-    let hash_field = if raw.key_sha256_file.is_some() {
-        field("key_sha256_file")
-    } else {
-        field("key_sha256")
+    let (value_field, file_field) = (field("key_sha256"), field("key_sha256_file"));
+    let pair = Pair {
+        field: &value_field,
+        value: raw.key_sha256,
+        file_field: &file_field,
+        file: raw.key_sha256_file.as_deref(),
     };
-    let hash = required_secret(
-        Pair {
-            field: &field("key_sha256"),
-            value: raw.key_sha256,
-            file_field: &field("key_sha256_file"),
-            file: raw.key_sha256_file.as_deref(),
-        },
-        warnings,
-    )?;
+    let hash_field = pair.given_field();
+    let hash = required_secret(pair, warnings)?;
     ApiClient::new(raw.name, hash.expose_secret(), can, scope).map_err(|e| err(hash_field, e))
 }
 

@@ -92,15 +92,14 @@ fn topology(
         redis_url("WSTICKET_REDIS_URL", &url)?;
         return Ok(Some(RedisTopology::Single { url: url.into() }));
     }
-    let single = value_or_file(
-        Pair {
-            field: "store.redis_url",
-            value: raw.redis_url.take(),
-            file_field: "store.redis_url_file",
-            file: raw.redis_url_file.as_deref(),
-        },
-        FileHolds::Secret(warnings),
-    )?;
+    let pair = Pair {
+        field: "store.redis_url",
+        value: raw.redis_url.take(),
+        file_field: "store.redis_url_file",
+        file: raw.redis_url_file.as_deref(),
+    };
+    let single_field = pair.given_field();
+    let single = value_or_file(pair, FileHolds::Secret(warnings))?;
     if raw.cluster_password_file.is_some() && raw.cluster_urls.is_none() {
         return Err(err(
             "store.cluster_password_file",
@@ -110,12 +109,7 @@ fn topology(
     Ok(
         match (single, raw.cluster_urls.take(), raw.sentinel.take()) {
             (Some(url), None, None) => {
-                let field = if raw.redis_url_file.is_some() {
-                    "store.redis_url_file"
-                } else {
-                    "store.redis_url"
-                };
-                redis_url(field, url.expose_secret())?;
+                redis_url(single_field, url.expose_secret())?;
                 Some(RedisTopology::Single { url })
             }
             (None, Some(urls), None) => {

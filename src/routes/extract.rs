@@ -142,31 +142,37 @@ fn authenticator(req: &HttpRequest) -> Result<&web::Data<Authenticator>, ApiErro
 /// `limits.trusted_proxies` the client the forwarding headers name.
 pub(crate) fn client_ip(req: &HttpRequest, trusted: &[Cidr]) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
-    let values = |name| -> Vec<&str> {
-        req.headers()
-            .get_all(name)
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    };
-    let (forwarded_for, forwarded) = (values(X_FORWARDED_FOR), values(header::FORWARDED));
-    if trusted.is_empty() && !(forwarded_for.is_empty() && forwarded.is_empty()) {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            tracing::warn!(
-                peer = %peer,
-                "a request came through a proxy (X-Forwarded-For or Forwarded), but \
-                 limits.trusted_proxies is empty: the per-address mint limit counts the \
-                 proxy's address for all its clients. List the proxies, or set \
-                 limits.mint_per_ip = \"off\"."
-            );
-        });
+    let headers = req.headers();
+    let values = |name| headers.get_all(name).filter_map(|v| v.to_str().ok());
+    if trusted.is_empty() {
+        // No proxy is believed: the headers are not read, only noticed.
+        if values(X_FORWARDED_FOR).next().is_some() || values(header::FORWARDED).next().is_some() {
+            warn_untrusted_proxy(peer);
+        }
+        return Some(crate::domain::client_ip(peer, &[], &[], trusted));
     }
+    let forwarded_for: Vec<&str> = values(X_FORWARDED_FOR).collect();
+    let forwarded: Vec<&str> = values(header::FORWARDED).collect();
     Some(crate::domain::client_ip(
         peer,
         &forwarded_for,
         &forwarded,
         trusted,
     ))
+}
+
+/// Once per process: forwarding headers arrive, but no proxy is trusted.
+fn warn_untrusted_proxy(peer: IpAddr) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing::warn!(
+            peer = %peer,
+            "a request came through a proxy (X-Forwarded-For or Forwarded), but \
+             limits.trusted_proxies is empty: the per-address mint limit counts the \
+             proxy's address for all its clients. List the proxies, or set \
+             limits.mint_per_ip = \"off\"."
+        );
+    });
 }
 
 const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");

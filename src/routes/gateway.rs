@@ -8,10 +8,12 @@
 //! audience, or a bad gateway key), 503 (the store failed). See
 //! docs/gateways.md.
 
+use super::no_store;
 use super::problem::{ApiError, Code};
 use crate::auth::{AuthError, Authenticator};
 use crate::core::{Door, Outcome, RedeemError, RedeemRequest, TicketCore};
 use crate::domain::Audience;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -24,7 +26,7 @@ const GATEWAY_KEY: HeaderName = HeaderName::from_static("x-wsticket-gateway-key"
 /// Where gateways put the URI of the request they check, in the order the
 /// ticket is looked for: nginx (by convention), ingress-nginx (a whole
 /// URL), Traefik and Caddy.
-const URI_HEADERS: [HeaderName; 3] = [
+static URI_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-original-uri"),
     HeaderName::from_static("x-original-url"),
     HeaderName::from_static("x-forwarded-uri"),
@@ -58,8 +60,7 @@ struct MoreThanOne;
 /// same ticket in several (ingress-nginx sets two URI headers) is one.
 fn ticket_of(req: &HttpRequest) -> Result<Option<String>, MoreThanOne> {
     let headers = req.headers();
-    let uri_headers = URI_HEADERS;
-    let in_uris = uri_headers
+    let in_uris = URI_HEADERS
         .iter()
         .filter_map(|name| headers.get(name)?.to_str().ok())
         .chain([req.query_string()])
@@ -144,13 +145,17 @@ pub(crate) async fn check(
     // Two tickets go to the core as none (counted and logged as malformed),
     // and are answered as what they are.
     let found = ticket_of(&req);
-    let ticket = found.as_ref().ok().cloned().flatten().unwrap_or_default();
+    let ticket = found
+        .as_ref()
+        .ok()
+        .and_then(Option::as_deref)
+        .unwrap_or_default();
     let origin = req
         .headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok());
     let request = RedeemRequest {
-        ticket: &ticket,
+        ticket,
         origin,
         door: Door::Gateway,
         audience: route_audience.as_ref(),
@@ -166,8 +171,7 @@ pub(crate) async fn check(
             ),
             _ => answer(e),
         })?;
-    let mut res = HttpResponse::Ok();
-    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    let mut res = no_store(StatusCode::OK);
     let user = utf8_percent_encode(r.user.as_ref(), USER_ENCODED).to_string();
     let claims = URL_SAFE_NO_PAD.encode(r.claims.as_raw().get());
     for (name, value) in [

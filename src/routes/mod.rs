@@ -15,8 +15,9 @@ pub(crate) mod wire;
 
 pub(crate) use extract::MAX_BODY_BYTES;
 
-use actix_web::http::header::HeaderValue;
-use actix_web::{HttpResponse, Route, web};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpResponse, HttpResponseBuilder, Route, web};
 use problem::{ApiError, Code};
 
 pub struct RouteDef {
@@ -110,4 +111,11 @@ pub(crate) fn configure(routes: &'static [RouteDef], cfg: &mut web::ServiceConfi
 
 pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(Code::NotFound.into())
+}
+
+/// An answer that no cache may keep (a ticket, an identity, a verdict).
+pub(crate) fn no_store(status: StatusCode) -> HttpResponseBuilder {
+    let mut res = HttpResponse::build(status);
+    res.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res
 }

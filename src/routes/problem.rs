@@ -287,13 +287,6 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let row = self.code.row();
-        let body = Problem {
-            kind: format!("urn:wsticket:problem:{}", row.code),
-            title: row.title,
-            status: row.status.as_u16(),
-            code: row.code,
-            detail: self.detail(),
-        };
         let mut res = HttpResponse::build(row.status);
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"))
             .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -309,23 +302,29 @@ impl ResponseError for ApiError {
         for (name, value) in &self.more {
             res.insert_header((name.clone(), value.clone()));
         }
-        // Serialising a struct of strings and an integer cannot fail.
-        res.body(serde_json::to_vec(&body).unwrap_or_default())
+        res.body(problem_body(self))
     }
 }
 
-/// A whole HTTP/1.1 answer for `error`, as bytes, that closes the
-/// connection: for `wire`, which answers below actix's routing.
-pub(crate) fn raw_http_response(error: &ApiError) -> Vec<u8> {
+/// The problem+json body of `error`.
+fn problem_body(error: &ApiError) -> Vec<u8> {
     let row = error.code.row();
-    let body = serde_json::to_vec(&Problem {
+    // Serialising a struct of strings and an integer cannot fail.
+    serde_json::to_vec(&Problem {
         kind: format!("urn:wsticket:problem:{}", row.code),
         title: row.title,
         status: row.status.as_u16(),
         code: row.code,
         detail: error.detail(),
     })
-    .unwrap_or_default();
+    .unwrap_or_default()
+}
+
+/// A whole HTTP/1.1 answer for `error`, as bytes, that closes the
+/// connection: for `wire`, which answers below actix's routing.
+pub(crate) fn raw_http_response(error: &ApiError) -> Vec<u8> {
+    let row = error.code.row();
+    let body = problem_body(error);
     let mut out = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n\
          cache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",

@@ -3,13 +3,14 @@
 //! shapes the answer; the core enforces the policy and keeps the books.
 
 use super::extract::{JsonBody, KeyCaller, client_ip};
+use super::no_store;
 use super::problem::ApiError;
 use crate::auth::Caller;
 use crate::core::{Door, MintRequest, RedeemRequest, TicketCore};
 use crate::domain::{Audience, Claims};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue, ORIGIN};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::http::header::ORIGIN;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::SystemTime;
@@ -54,12 +55,6 @@ struct RedeemResponse<'a> {
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-fn no_store(status: StatusCode) -> HttpResponseBuilder {
-    let mut res = HttpResponse::build(status);
-    res.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    res
 }
 
 pub(crate) async fn mint(
