@@ -1,19 +1,37 @@
 //! Whether the process is draining: set by the shutdown signal handler in
-//! `startup`, read by `/readyz`.
+//! `startup`, read by `/readyz` and awaited by the event streams (which end
+//! then, so that their subscribers reconnect elsewhere and shutdown does not
+//! wait on them).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::watch;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Lifecycle {
-    draining: AtomicBool,
+    draining: watch::Sender<bool>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            draining: watch::Sender::new(false),
+        }
+    }
 }
 
 impl Lifecycle {
     pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        *self.draining.borrow()
     }
 
     pub(crate) fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.draining.send_replace(true);
+    }
+
+    /// Resolves once draining has started.
+    pub(crate) fn drained(&self) -> impl Future<Output = ()> + 'static {
+        let mut rx = self.draining.subscribe();
+        async move {
+            let _ = rx.wait_for(|draining| *draining).await;
+        }
     }
 }

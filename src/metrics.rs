@@ -24,6 +24,8 @@ pub(crate) struct Metrics {
     tickets_issued: IntCounterVec,
     redemptions: IntCounterVec,
     mints_limited: IntCounterVec,
+    revocations: IntCounterVec,
+    event_subscribers: prometheus::IntGauge,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     store_duration: HistogramVec,
@@ -80,6 +82,20 @@ impl Metrics {
                 "Mints refused with 429 by [limits], by limit (user, ip, live)",
                 &["limit"],
             )?,
+            revocations: counter(
+                &registry,
+                "wsticket_revocations_total",
+                "Revocations by kind (ticket, user) and reason (request, reuse)",
+                &["kind", "reason"],
+            )?,
+            event_subscribers: {
+                let g = prometheus::IntGauge::new(
+                    "wsticket_event_subscribers",
+                    "Open GET /v1/events streams of this process",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
             http_requests: counter(
                 &registry,
                 "wsticket_http_requests_total",
@@ -151,6 +167,15 @@ impl Metrics {
 
     pub(crate) fn mint_limited(&self, limit: &'static str) {
         self.mints_limited.with_label_values(&[limit]).inc();
+    }
+
+    pub(crate) fn revocation(&self, kind: &'static str, reason: &'static str) {
+        self.revocations.with_label_values(&[kind, reason]).inc();
+    }
+
+    /// One more (`+1`) or one fewer (`-1`) event stream open.
+    pub(crate) fn event_subscribers(&self, change: i64) {
+        self.event_subscribers.add(change);
     }
 
     pub(crate) fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {

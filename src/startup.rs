@@ -10,7 +10,7 @@ use crate::auth::Authenticator;
 use crate::auth::forward::ForwardAuth;
 use crate::auth::jwt::{JwtSettings, JwtVerifier};
 use crate::config::Settings;
-use crate::core::{StoreFailedRedeems, TicketCore};
+use crate::core::{EventHub, StoreFailedRedeems, TicketCore};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::routes::wire::ProblemIo;
@@ -115,6 +115,16 @@ impl Application {
         let limits = Arc::new(settings.limits);
         let key_prefix: Arc<str> = settings.store.key_prefix.into();
         let store_failed = Arc::new(StoreFailedRedeems::default());
+        let hub = EventHub::new(
+            stores[0]
+                .for_events(&settings.store.backend)
+                .map_err(StartupError::Store)?,
+            &key_prefix,
+            settings.events,
+        );
+        tokio::spawn(hub.clone().run());
+        let hub = web::Data::from(hub);
+        let backlog = settings.events.backlog;
         let cores: Vec<web::Data<TicketCore>> = stores
             .into_iter()
             .map(|store| {
@@ -125,6 +135,7 @@ impl Application {
                     key_prefix.clone(),
                     metrics.clone(),
                     store_failed.clone(),
+                    backlog,
                 ))
             })
             .collect();
@@ -149,6 +160,8 @@ impl Application {
                     .app_data(core)
                     .app_data(auth.clone())
                     .app_data(api_lifecycle.clone())
+                    .app_data(api_metrics.clone())
+                    .app_data(hub.clone())
                     .wrap_fn(move |req, srv| middleware::cors(&c, req, srv))
                     .wrap_fn(move |req, srv| middleware::observe(&m, req, srv))
                     .configure(|cfg| routes::configure(API_ROUTES, cfg))

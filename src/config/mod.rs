@@ -19,6 +19,7 @@
 mod auth;
 mod checks;
 mod clients;
+mod events;
 mod limits;
 mod store;
 mod tickets;
@@ -30,7 +31,7 @@ pub(crate) use tickets::SecretSource;
 use crate::auth::forward::ForwardSettings;
 use crate::auth::jwt::JwtSettings;
 use crate::auth::{ApiClient, Permission, key_sha256_hex};
-use crate::core::{LimitPolicy, TicketPolicy};
+use crate::core::{EventSettings, LimitPolicy, TicketPolicy};
 use crate::domain::{AudienceScope, Origin};
 use crate::store::{StoreBackend, StoreSettings};
 use serde::Deserialize;
@@ -70,6 +71,8 @@ struct RawConfig {
     auth: auth::RawAuth,
     #[serde(default)]
     limits: limits::RawLimits,
+    #[serde(default)]
+    events: events::RawEvents,
 }
 
 // ---- validated -------------------------------------------------------------
@@ -85,6 +88,7 @@ pub struct Settings {
     pub(crate) store: StoreSettings,
     pub(crate) tickets: TicketPolicy,
     pub(crate) limits: LimitPolicy,
+    pub(crate) events: EventSettings,
     pub(crate) secret_source: SecretSource,
     pub(crate) clients: Vec<ApiClient>,
     pub(crate) jwt: Option<JwtSettings>,
@@ -305,6 +309,7 @@ impl Settings {
             .map(|f| auth::forward(f, &tickets.audiences))
             .transpose()?;
         let limits = limits::parse(raw.limits)?;
+        let events = events::parse(raw.events)?;
         Ok(Settings {
             listen,
             admin_listen,
@@ -313,6 +318,7 @@ impl Settings {
             store,
             tickets,
             limits,
+            events,
             secret_source,
             clients,
             jwt,

@@ -2,7 +2,7 @@
 
 use super::Env;
 use super::checks::{ConfigError, Pair, err, in_range, required_secret};
-use crate::core::{MAX_TTL_LIMIT_SECS, TicketPolicy};
+use crate::core::{MAX_TTL_LIMIT_SECS, OnReuse, TicketPolicy};
 use crate::crypto::{Keyring, ServerSecret};
 use crate::domain::{Audience, OriginAllowlist};
 use crate::routes::MAX_BODY_BYTES;
@@ -25,6 +25,7 @@ pub(super) struct RawTickets {
     default_audience: Option<String>,
     max_claims_bytes: Option<usize>,
     allow_originless: Option<bool>,
+    on_reuse: Option<String>,
     secrets: Option<Vec<RawSecret>>,
 }
 
@@ -158,6 +159,10 @@ pub(super) fn parse(
         source = SecretSource::Generated;
     }
     let keyring = Keyring::new(secrets).map_err(|e| err("tickets.secrets", e))?;
+    let on_reuse = match raw.on_reuse {
+        None => OnReuse::default(),
+        Some(s) => OnReuse::parse(&s).map_err(|e| err("tickets.on_reuse", e))?,
+    };
     let policy = TicketPolicy {
         default_ttl_secs,
         max_ttl_secs,
@@ -167,6 +172,7 @@ pub(super) fn parse(
         max_claims_bytes,
         allow_originless: raw.allow_originless.unwrap_or(false),
         keyring,
+        on_reuse,
     };
     Ok((policy, source))
 }

@@ -86,6 +86,14 @@ impl TicketCore {
         }
     }
 
+    /// The key of `user`'s live-ticket set, when their live tickets are
+    /// capped.
+    pub(super) fn live_key(&self, user: &str) -> Option<String> {
+        self.limits.max_live_per_user?;
+        let fp = self.policy.keyring.fingerprint("user", user);
+        Some(self.limit_key("lu", &fp))
+    }
+
     /// A limiter's store key: `kind` and the fingerprint of what it limits.
     fn limit_key(&self, kind: &str, fp: &str) -> String {
         format!("{}{kind}:{fp}", self.key_prefix)

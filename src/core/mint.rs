@@ -151,6 +151,10 @@ impl TicketCore {
                 iat: unix_ms(now),
                 exp: unix_ms(expires_at),
                 live: live.as_deref(),
+                minted_by: match caller {
+                    Caller::Client(c) => Some(c.name.as_str()),
+                    Caller::Frontend(_) => None,
+                },
             }))?;
             let key = keys.store_key(&self.key_prefix);
             let seal = |record, plaintext: &[u8]| {

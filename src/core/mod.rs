@@ -7,16 +7,22 @@
 //!
 //! The behaviour is specified in docs/contract.md.
 
+mod events;
 mod limits;
 mod mint;
 mod payload;
 mod policy;
 mod redeem;
+mod revoke;
 
+pub(crate) use events::{
+    DEFAULT_BACKLOG, DEFAULT_HEARTBEAT_SECS, EventHub, EventSettings, may_see, rfc3339_ms,
+};
 pub(crate) use limits::{Burst, Limit, LimitPolicy, Limited};
 pub(crate) use mint::{MintError, MintRequest};
-pub(crate) use policy::{MAX_TTL_LIMIT_SECS, TicketPolicy};
+pub(crate) use policy::{MAX_TTL_LIMIT_SECS, OnReuse, TicketPolicy};
 pub(crate) use redeem::{Door, Outcome, RedeemError, RedeemRequest};
+pub(crate) use revoke::RevokeError;
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, unix_ms, unix_ms_now};
@@ -40,6 +46,8 @@ pub(crate) struct TicketCore {
     key_prefix: Arc<str>,
     metrics: Arc<Metrics>,
     store_failed: Arc<StoreFailedRedeems>,
+    /// `events.backlog`, for publishing.
+    backlog: usize,
 }
 
 /// Tickets whose redeem failed in the store lately, in this process (shared
@@ -120,6 +128,7 @@ impl TicketCore {
         key_prefix: Arc<str>,
         metrics: Arc<Metrics>,
         store_failed: Arc<StoreFailedRedeems>,
+        backlog: usize,
     ) -> Self {
         TicketCore {
             policy,
@@ -128,6 +137,7 @@ impl TicketCore {
             key_prefix,
             metrics,
             store_failed,
+            backlog,
         }
     }
 

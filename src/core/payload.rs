@@ -27,6 +27,10 @@ pub(super) struct Sealing<'a> {
     /// (`limits.max_live_per_user`), if it is.
     #[serde(rename = "l", skip_serializing_if = "Option::is_none")]
     pub(super) live: Option<&'a str>,
+    /// The API-key client that minted it (`None`: a signed-in user did),
+    /// which may revoke it.
+    #[serde(rename = "m", skip_serializing_if = "Option::is_none")]
+    pub(super) minted_by: Option<&'a str>,
 }
 
 /// Read at redeem.
@@ -44,6 +48,8 @@ pub(super) struct Opened {
     pub(super) exp: u64,
     #[serde(rename = "l", default)]
     pub(super) live: Option<String>,
+    #[serde(rename = "m", default)]
+    pub(super) minted_by: Option<String>,
 }
 
 /// The used record: what is kept once a ticket is redeemed, to name the

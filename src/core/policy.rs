@@ -19,6 +19,30 @@ pub(crate) struct TicketPolicy {
     pub(crate) max_claims_bytes: usize,
     pub(crate) allow_originless: bool,
     pub(crate) keyring: Keyring,
+    pub(crate) on_reuse: OnReuse,
+}
+
+/// `tickets.on_reuse`: what a reused ticket (a likely leak) does besides
+/// being refused, logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OnReuse {
+    /// Nothing more (and a `ticket_reused` event).
+    #[default]
+    Report,
+    /// Revoke every outstanding ticket of the ticket's user.
+    RevokeUser,
+}
+
+impl OnReuse {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "report" => Ok(OnReuse::Report),
+            "revoke_user" => Ok(OnReuse::RevokeUser),
+            other => Err(format!(
+                "unknown value {other:?} (expected \"report\" or \"revoke_user\")"
+            )),
+        }
+    }
 }
 
 impl TicketPolicy {

@@ -2,7 +2,10 @@
 //! Any well-formed redeem that finds the ticket consumes it, whatever the
 //! checks say afterwards.
 
+use super::events::{Event, RevokeReason};
 use super::payload::{Opened, OpenedUsed};
+use super::policy::OnReuse;
+use super::revoke::UserRevocation;
 use super::{StoreUnavailable, TicketCore, from_unix_ms, unix_ms_now};
 use crate::auth::{Caller, NotPermitted, Permission};
 use crate::crypto::{Record, TicketKeys};
@@ -63,6 +66,8 @@ pub(crate) enum Outcome {
     OriginMismatch,
     AudienceMismatch,
     Malformed,
+    /// Revoked before it was redeemed: the ticket itself, or its user.
+    Revoked,
 }
 
 impl Outcome {
@@ -75,6 +80,7 @@ impl Outcome {
             Outcome::OriginMismatch => "origin_mismatch",
             Outcome::AudienceMismatch => "audience_mismatch",
             Outcome::Malformed => "malformed",
+            Outcome::Revoked => "revoked",
         }
     }
 }
@@ -163,10 +169,36 @@ impl TicketCore {
                     "ticket redeemed"
                 );
             }
-            Err(RedeemError::Refused(f)) => self.record_refusal(door, caller, f),
+            Err(RedeemError::Refused(f)) => {
+                self.record_refusal(door, caller, f);
+                if f.outcome == Outcome::Reused {
+                    self.on_reuse(caller, f).await;
+                }
+            }
             Err(_) => {}
         }
         result.map(|(r, _)| r)
+    }
+
+    /// A likely leak: tell the subscribers, and revoke the user when so
+    /// configured. The refusal stands whatever happens here.
+    async fn on_reuse(&self, caller: &Caller, f: &Refusal) {
+        let (Some(user), Some(audience)) = (&f.user, &f.audience) else {
+            return;
+        };
+        let reused = Event::TicketReused {
+            user_id: user.as_ref(),
+            audience: audience.as_ref(),
+        };
+        let _: Result<(), StoreUnavailable> = self.publish(&reused).await;
+        if self.policy.on_reuse == OnReuse::RevokeUser {
+            let revocation = UserRevocation {
+                user: user.as_ref(),
+                audience: None,
+                reason: RevokeReason::Reuse,
+            };
+            let _: Result<_, StoreUnavailable> = self.revoke_user(caller, &revocation).await;
+        }
     }
 
     fn record_refusal(&self, door: Door, caller: &Caller, f: &Refusal) {
@@ -230,26 +262,25 @@ impl TicketCore {
         let ticket_ref = keys.reference();
         let taken = match self.timed("redeem", self.store.take(&key)).await {
             Ok(taken) => taken,
-            Err(e) => {
-                let window = std::time::Duration::from_secs(self.policy.max_ttl_secs);
-                self.store_failed.note(ticket_ref, window);
-                return Err(e.into());
-            }
+            Err(e) => return Err(self.outcome_unknown(ticket_ref, e)),
         };
-        let sealed = match taken {
+        let (outcome, used) = match taken {
             Taken::Missing => return refuse(O::Invalid, Some(ticket_ref)),
-            Taken::Used(sealed) => {
-                // Named by its used record; one that does not open (edited
-                // behind wsticket's back) is still a reuse, of nobody known.
-                let mut refusal = Refusal::new(O::Reused, Some(ticket_ref));
-                if let Some(used) = open::<OpenedUsed>(&keys, Record::Used, &key, &sealed) {
-                    refusal.user = UserId::parse(used.user_id).ok();
-                    refusal.audience = self.policy.bound_audience(&used.audience);
-                }
-                return Err(RedeemError::Refused(refusal));
-            }
-            Taken::Fresh(sealed) => sealed,
+            Taken::Fresh(sealed) => (O::Ok, sealed),
+            Taken::Used(used) => (O::Reused, used),
+            Taken::Revoked(used) => (O::Revoked, used),
         };
+        if outcome != O::Ok {
+            // Named by its used record; one that does not open (edited
+            // behind wsticket's back) is still refused, of nobody known.
+            let mut refusal = Refusal::new(outcome, Some(ticket_ref));
+            if let Some(used) = open::<OpenedUsed>(&keys, Record::Used, &key, &used) {
+                refusal.user = UserId::parse(used.user_id).ok();
+                refusal.audience = self.policy.bound_audience(&used.audience);
+            }
+            return Err(RedeemError::Refused(refusal));
+        }
+        let sealed = used;
         let Some(payload) = open::<Opened>(&keys, Record::Fresh, &key, &sealed) else {
             tracing::error!(
                 "a stored ticket failed authentication: the store was tampered with or the secret changed"
@@ -262,6 +293,18 @@ impl TicketCore {
         }
         if unix_ms_now() >= payload.exp {
             return Err(self.refusal(O::Invalid, ticket_ref, &payload));
+        }
+        // Its user revoked since it was issued? (Read after the take: a
+        // revocation that lands first is always seen.)
+        let not_before_key = self.not_before_key(&payload.user_id);
+        let not_before = self.store.not_before(&not_before_key, &payload.audience);
+        match self.timed("not_before", not_before).await {
+            Ok(at) if payload.iat < at => {
+                return Err(self.refusal(O::Revoked, ticket_ref, &payload));
+            }
+            Ok(_) => {}
+            // Consumed, but not accepted.
+            Err(e) => return Err(self.outcome_unknown(ticket_ref, e)),
         }
         let presented = request.origin.filter(|o| !o.is_empty());
         let origin_ok = match (&payload.origin, presented) {
@@ -301,6 +344,15 @@ impl TicketCore {
             expires_at: from_unix_ms(payload.exp),
         };
         Ok((redeemed, ticket_ref))
+    }
+
+    /// The store failed during a redeem: the ticket may be consumed, and
+    /// the caller cannot know. Noted, so that its retry is not taken for a
+    /// leak.
+    fn outcome_unknown(&self, ticket_ref: String, e: StoreUnavailable) -> RedeemError {
+        let window = std::time::Duration::from_secs(self.policy.max_ttl_secs);
+        self.store_failed.note(ticket_ref, window);
+        e.into()
     }
 
     /// A refusal of an opened ticket, with its user and audience.

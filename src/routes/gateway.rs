@@ -109,10 +109,11 @@ fn answer(e: RedeemError) -> ApiError {
             | Outcome::Invalid
             | Outcome::Reused
             | Outcome::ReusedAfterStoreError
+            | Outcome::Revoked
             | Outcome::Ok => ApiError::with_detail(
                 Code::Unauthenticated,
-                "no valid ticket: missing, malformed, unknown, expired or already used; \
-                 mint a new one",
+                "no valid ticket: missing, malformed, unknown, expired, revoked or already \
+                 used; mint a new one",
             ),
         },
     }

@@ -4,12 +4,14 @@
 //! the two cannot drift apart silently.
 
 mod cors;
+mod events;
 mod extract;
 mod gateway;
 mod health;
 mod metrics;
 pub(crate) mod middleware;
 pub mod problem;
+mod revoke;
 mod tickets;
 pub(crate) mod wire;
 
@@ -51,6 +53,13 @@ pub const API_ROUTES: &[RouteDef] = &[
     RouteDef::new("POST", "/v1/tickets/redeem", || {
         web::post().to(tickets::redeem)
     }),
+    RouteDef::new("POST", "/v1/tickets/revoke", || {
+        web::post().to(revoke::revoke_ticket)
+    }),
+    RouteDef::new("POST", "/v1/users/revoke", || {
+        web::post().to(revoke::revoke_user)
+    }),
+    RouteDef::new("GET", "/v1/events", || web::get().to(events::events)),
     RouteDef::new("GET", "/healthz", || web::get().to(health::healthz)),
     RouteDef::new("GET", "/readyz", || web::get().to(health::readyz)),
     // Last: the router tries routes in this order, and the patterns with

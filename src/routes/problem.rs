@@ -11,7 +11,7 @@
 //! a client put in the wrong field must not be echoed back.
 
 use crate::auth::{AuthError, NotPermitted};
-use crate::core::{Limit, Limited, MintError, Outcome, RedeemError, StoreUnavailable};
+use crate::core::{Limit, Limited, MintError, Outcome, RedeemError, RevokeError, StoreUnavailable};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -421,13 +421,25 @@ impl From<RedeemError> for ApiError {
                 Outcome::Malformed => ApiError::invalid(
                     "ticket does not have the form wst_<kid>_<43 base64url characters>",
                 ),
-                Outcome::Invalid => Code::TicketInvalid.into(),
+                // A revoked ticket is as good as unknown to its presenter.
+                Outcome::Invalid | Outcome::Revoked => Code::TicketInvalid.into(),
                 Outcome::Reused | Outcome::ReusedAfterStoreError => Code::TicketReused.into(),
                 Outcome::OriginMismatch => Code::OriginMismatch.into(),
                 Outcome::AudienceMismatch => Code::AudienceMismatch.into(),
                 // A refusal is never Ok; should one be, it must not pass.
                 Outcome::Ok => Code::Internal.into(),
             },
+        }
+    }
+}
+
+impl From<RevokeError> for ApiError {
+    fn from(e: RevokeError) -> Self {
+        match e {
+            RevokeError::NotPermitted(e) => e.into(),
+            RevokeError::Invalid(detail) => ApiError::with_detail(Code::InvalidRequest, detail),
+            RevokeError::Forbidden(detail) => ApiError::with_detail(Code::Forbidden, detail),
+            RevokeError::StoreUnavailable(e) => e.into(),
         }
     }
 }

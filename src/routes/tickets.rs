@@ -6,7 +6,7 @@ use super::extract::{JsonBody, KeyCaller, client_ip};
 use super::no_store;
 use super::problem::ApiError;
 use crate::auth::Caller;
-use crate::core::{Door, MintRequest, RedeemRequest, TicketCore};
+use crate::core::{Door, MintRequest, RedeemRequest, TicketCore, rfc3339_ms};
 use crate::domain::{Audience, Claims};
 use actix_web::http::StatusCode;
 use actix_web::http::header::ORIGIN;
@@ -113,7 +113,8 @@ pub(crate) async fn redeem(
         origin: r.origin.as_ref().map(AsRef::as_ref),
         audience: r.audience.as_ref(),
         claims: r.claims.as_raw(),
-        issued_at: rfc3339(r.issued_at),
+        // Milliseconds: compared with a revocation's `before`.
+        issued_at: rfc3339_ms(r.issued_at),
         expires_at: rfc3339(r.expires_at),
     }))
 }

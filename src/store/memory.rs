@@ -6,18 +6,32 @@
 //! only the used record, like the Redis store.
 //! The number of live entries is bounded: a full store refuses to mint.
 
-use super::{Hold, Records, StoreError, Taken, Throttle, TicketStore, unix_ms_now};
+use super::{
+    EventBatch, EventId, Hold, Records, StoreError, StoredEvent, Taken, Throttle, TicketStore,
+    unix_ms_now,
+};
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 struct Entry {
-    /// `None` once redeemed.
+    /// `None` once redeemed or revoked.
     fresh: Option<Vec<u8>>,
     used: Vec<u8>,
+    revoked: bool,
     expires: Instant,
+}
+
+impl Entry {
+    fn state(&self) -> Taken {
+        match &self.fresh {
+            Some(fresh) => Taken::Fresh(fresh.clone()),
+            None if self.revoked => Taken::Revoked(self.used.clone()),
+            None => Taken::Used(self.used.clone()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -28,9 +42,16 @@ struct Inner {
     limiters: HashMap<String, u64>,
     /// Live-ticket set → (until, member), unix ms.
     live: HashMap<String, Vec<(u64, String)>>,
-    /// Sweep `limiters` (`live`) once it holds more keys than this.
+    /// Per-user key → (not-before time per audience or `*`, until when
+    /// the key lives), unix ms.
+    not_before: HashMap<String, (HashMap<String, u64>, u64)>,
+    /// Event log key → its events, oldest first.
+    logs: HashMap<String, VecDeque<StoredEvent>>,
+    /// Sweep `limiters` (`live`, `not_before`) once it holds more keys
+    /// than this.
     sweep_limiters_above: usize,
     sweep_live_above: usize,
+    sweep_not_before_above: usize,
 }
 
 /// Past this many limiter keys or live sets, a call first drops those that
@@ -72,6 +93,8 @@ impl Inner {
 pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
     max_entries: usize,
+    /// Wakes readers of the event logs when an event is published.
+    published: tokio::sync::Notify,
 }
 
 impl MemoryStore {
@@ -79,6 +102,26 @@ impl MemoryStore {
         MemoryStore {
             inner: Mutex::new(Inner::default()),
             max_entries,
+            published: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The events of `key` after `after` (at most `max`), and whether
+    /// `after` is still in the log.
+    fn read_events(&self, key: &str, after: EventId, max: usize) -> EventBatch {
+        let inner = self.lock();
+        let Some(log) = inner.logs.get(key) else {
+            return EventBatch {
+                gap: after != EventId::ZERO,
+                events: Vec::new(),
+            };
+        };
+        // Ids only grow: the first one past `after` is found by bisection.
+        let start = log.partition_point(|e| e.id <= after);
+        let kept = after == EventId::ZERO || (start > 0 && log[start - 1].id == after);
+        EventBatch {
+            gap: !kept,
+            events: log.iter().skip(start).take(max).cloned().collect(),
         }
     }
 
@@ -115,6 +158,7 @@ impl TicketStore for MemoryStore {
                 slot.insert(Entry {
                     fresh: Some(records.fresh.to_vec()),
                     used: records.used.to_vec(),
+                    revoked: false,
                     expires,
                 });
                 inner.by_expiry.push(Reverse((expires, key.to_owned())));
@@ -132,8 +176,131 @@ impl TicketStore for MemoryStore {
             Some(entry) if entry.expires <= now => Taken::Missing,
             Some(entry) => match entry.fresh.take() {
                 Some(fresh) => Taken::Fresh(fresh),
-                None => Taken::Used(entry.used.clone()),
+                None => entry.state(),
             },
+        })
+    }
+
+    async fn peek(&self, key: &str) -> Result<Taken, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.purge_expired(now);
+        Ok(match inner.map.get(key) {
+            Some(entry) if entry.expires > now => entry.state(),
+            _ => Taken::Missing,
+        })
+    }
+
+    async fn revoke(&self, key: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.purge_expired(now);
+        Ok(match inner.map.get_mut(key) {
+            Some(entry) if entry.expires > now && entry.fresh.is_some() => {
+                entry.fresh = None;
+                entry.revoked = true;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn revoke_user(
+        &self,
+        key: &str,
+        field: &str,
+        at: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let now = unix_ms_now();
+        let until = now + ttl.as_millis() as u64;
+        let inner = &mut *self.lock();
+        sweep(
+            &mut inner.not_before,
+            &mut inner.sweep_not_before_above,
+            |_, (_, until)| *until > now,
+        );
+        let (fields, expires) = inner.not_before.entry(key.to_owned()).or_default();
+        if *expires <= now {
+            fields.clear();
+        }
+        *expires = (*expires).max(until);
+        let at_least = fields.entry(field.to_owned()).or_default();
+        *at_least = (*at_least).max(at);
+        Ok(())
+    }
+
+    async fn not_before(&self, key: &str, audience: &str) -> Result<u64, StoreError> {
+        let inner = self.lock();
+        Ok(match inner.not_before.get(key) {
+            Some((fields, until)) if *until > unix_ms_now() => {
+                let at = |f: &str| fields.get(f).copied().unwrap_or(0);
+                at("*").max(at(audience))
+            }
+            _ => 0,
+        })
+    }
+
+    async fn publish(
+        &self,
+        key: &str,
+        event: &StoredEvent,
+        backlog: usize,
+    ) -> Result<EventId, StoreError> {
+        let now = unix_ms_now();
+        let id = {
+            let mut inner = self.lock();
+            let log = inner.logs.entry(key.to_owned()).or_default();
+            // Like a stream's ids: the clock, or one past the last id when
+            // the clock has not moved on (or went back).
+            let id = match log.back() {
+                Some(last) if last.id.ms >= now => EventId {
+                    ms: last.id.ms,
+                    seq: last.id.seq + 1,
+                },
+                _ => EventId { ms: now, seq: 0 },
+            };
+            log.push_back(StoredEvent {
+                id,
+                ..event.clone()
+            });
+            while log.len() > backlog.max(1) {
+                log.pop_front();
+            }
+            id
+        };
+        self.published.notify_waiters();
+        Ok(id)
+    }
+
+    async fn last_event(&self, key: &str) -> Result<EventId, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .logs
+            .get(key)
+            .and_then(|log| log.back())
+            .map_or(EventId::ZERO, |e| e.id))
+    }
+
+    async fn events(
+        &self,
+        key: &str,
+        after: EventId,
+        wait: Duration,
+        max: usize,
+    ) -> Result<EventBatch, StoreError> {
+        // Registered before the look, so a publish in between still wakes.
+        let published = self.published.notified();
+        tokio::pin!(published);
+        published.as_mut().enable();
+        let batch = self.read_events(key, after, max);
+        if !batch.events.is_empty() || wait.is_zero() {
+            return Ok(batch);
+        }
+        let _ = tokio::time::timeout(wait, published).await;
+        Ok(EventBatch {
+            gap: batch.gap,
+            ..self.read_events(key, after, max)
         })
     }
 
@@ -199,6 +366,14 @@ impl TicketStore for MemoryStore {
                 inner.live.remove(key);
             }
         }
+        Ok(())
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        let inner = &mut *self.lock();
+        inner.live.remove(key);
+        inner.limiters.remove(key);
+        inner.not_before.remove(key);
         Ok(())
     }
 }

@@ -42,6 +42,8 @@ pub(crate) enum Taken {
     Fresh(Vec<u8>),
     /// The ticket was redeemed before: its used record.
     Used(Vec<u8>),
+    /// The ticket was revoked before it was redeemed: its used record.
+    Revoked(Vec<u8>),
     /// No such key (never minted, expired, or the store lost it), or a value
     /// of no known shape (not written by wsticket).
     Missing,
@@ -63,6 +65,57 @@ pub(crate) enum Hold {
     Held,
     /// At its cap; the first of its tickets expires in this long.
     Full(Duration),
+}
+
+/// An event's place in the event log: `ms-seq`, as Redis streams number
+/// entries, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub(crate) struct EventId {
+    pub(crate) ms: u64,
+    pub(crate) seq: u64,
+}
+
+impl EventId {
+    /// Before every event.
+    pub(crate) const ZERO: EventId = EventId { ms: 0, seq: 0 };
+
+    pub(crate) fn parse(s: &str) -> Option<EventId> {
+        let (ms, seq) = s.split_once('-')?;
+        let digits =
+            |d: &str| !d.is_empty() && d.len() <= 20 && d.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return None;
+        }
+        Some(EventId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// One entry of the event log, as published: its type, the audience it
+/// concerns (`None`: every audience) and its JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredEvent {
+    pub(crate) id: EventId,
+    pub(crate) kind: String,
+    pub(crate) audience: Option<String>,
+    pub(crate) data: String,
+}
+
+/// What a read of the event log found after a given id.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct EventBatch {
+    /// The id read after is no longer (or never was) in the log: events
+    /// may have been missed.
+    pub(crate) gap: bool,
+    pub(crate) events: Vec<StoredEvent>,
 }
 
 /// A store failure. None of these is ever turned into a success.
@@ -136,6 +189,58 @@ pub(crate) trait TicketStore {
         key: &str,
         member: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Drop the set (or any key) `key`.
+    fn forget(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What the ticket under `key` is now, without changing it.
+    fn peek(&self, key: &str) -> impl Future<Output = Result<Taken, StoreError>> + Send;
+
+    /// Revoke a fresh ticket: its fresh record goes, like a redeem's, and
+    /// later takes find it revoked. `Ok(false)`: it was not fresh (missing,
+    /// used or revoked already), and nothing changed.
+    fn revoke(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Raise the not-before time `field` (an audience, or `*` for all) of
+    /// the per-user key `key` to `at` (unix ms) unless it is later already;
+    /// the key lives at least `ttl` from now.
+    fn revoke_user(
+        &self,
+        key: &str,
+        field: &str,
+        at: u64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The latest of the not-before times `*` and `audience` of `key`
+    /// (unix ms; 0 when there is none).
+    fn not_before(
+        &self,
+        key: &str,
+        audience: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Append an event to the log `key`, which keeps about the last
+    /// `backlog` events.
+    fn publish(
+        &self,
+        key: &str,
+        event: &StoredEvent,
+        backlog: usize,
+    ) -> impl Future<Output = Result<EventId, StoreError>> + Send;
+
+    /// The id of the last event in the log `key` ([`EventId::ZERO`] if none).
+    fn last_event(&self, key: &str) -> impl Future<Output = Result<EventId, StoreError>> + Send;
+
+    /// Up to `max` events of the log `key` after `after`, waiting up to
+    /// `wait` for one when there is none yet.
+    fn events(
+        &self,
+        key: &str,
+        after: EventId,
+        wait: Duration,
+        max: usize,
+    ) -> impl Future<Output = Result<EventBatch, StoreError>> + Send;
 }
 
 pub(crate) enum Store {
@@ -164,6 +269,23 @@ impl Store {
                 (0..workers)
                     .map(|_| RedisStore::new(&per_worker).map(|s| Store::Redis(Box::new(s))))
                     .collect()
+            }
+        }
+    }
+
+    /// A handle of its own for the event log's reader: with Redis its own
+    /// connection, since a blocking read holds the connection it runs on;
+    /// the memory store is the same map.
+    pub(crate) fn for_events(&self, backend: &StoreBackend) -> Result<Store, String> {
+        match (self, backend) {
+            (Store::Memory(shared), _) => Ok(Store::Memory(shared.clone())),
+            (Store::Redis(_), StoreBackend::Redis(r)) => {
+                let mut own = r.clone();
+                own.max_in_flight = 1;
+                RedisStore::new(&own).map(|s| Store::Redis(Box::new(s)))
+            }
+            (Store::Redis(_), StoreBackend::Memory { .. }) => {
+                Err("the event reader needs the store's own backend".into())
             }
         }
     }
@@ -232,6 +354,79 @@ impl TicketStore for Store {
         match self {
             Store::Memory(s) => s.release(key, member).await,
             Store::Redis(s) => s.release(key, member).await,
+        }
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(s) => s.forget(key).await,
+            Store::Redis(s) => s.forget(key).await,
+        }
+    }
+
+    async fn peek(&self, key: &str) -> Result<Taken, StoreError> {
+        match self {
+            Store::Memory(s) => s.peek(key).await,
+            Store::Redis(s) => s.peek(key).await,
+        }
+    }
+
+    async fn revoke(&self, key: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(s) => s.revoke(key).await,
+            Store::Redis(s) => s.revoke(key).await,
+        }
+    }
+
+    async fn revoke_user(
+        &self,
+        key: &str,
+        field: &str,
+        at: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(s) => s.revoke_user(key, field, at, ttl).await,
+            Store::Redis(s) => s.revoke_user(key, field, at, ttl).await,
+        }
+    }
+
+    async fn not_before(&self, key: &str, audience: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(s) => s.not_before(key, audience).await,
+            Store::Redis(s) => s.not_before(key, audience).await,
+        }
+    }
+
+    async fn publish(
+        &self,
+        key: &str,
+        event: &StoredEvent,
+        backlog: usize,
+    ) -> Result<EventId, StoreError> {
+        match self {
+            Store::Memory(s) => s.publish(key, event, backlog).await,
+            Store::Redis(s) => s.publish(key, event, backlog).await,
+        }
+    }
+
+    async fn last_event(&self, key: &str) -> Result<EventId, StoreError> {
+        match self {
+            Store::Memory(s) => s.last_event(key).await,
+            Store::Redis(s) => s.last_event(key).await,
+        }
+    }
+
+    async fn events(
+        &self,
+        key: &str,
+        after: EventId,
+        wait: Duration,
+        max: usize,
+    ) -> Result<EventBatch, StoreError> {
+        match self {
+            Store::Memory(s) => s.events(key, after, wait, max).await,
+            Store::Redis(s) => s.events(key, after, wait, max).await,
         }
     }
 }

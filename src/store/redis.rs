@@ -27,7 +27,9 @@
 //!   and the next call asks Sentinel for the master again (a demoted master
 //!   answers writes with `READONLY`, which is such a failure).
 
-use super::{Hold, Records, StoreError, Taken, Throttle, TicketStore};
+use super::{
+    EventBatch, EventId, Hold, Records, StoreError, StoredEvent, Taken, Throttle, TicketStore,
+};
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
@@ -45,9 +47,10 @@ use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 
 /// First byte of a stored value: a fresh ticket (both records), or a used
-/// one (the used record alone).
+/// or revoked one (the used record alone).
 const FRESH: u8 = 2;
 const USED: u8 = 0;
+const REVOKED: u8 = 1;
 
 /// KEYS[1]: the ticket's store key. Returns the value found (nil if none);
 /// a fresh value is replaced by its used record.
@@ -58,6 +61,31 @@ if v and #v >= 3 and string.byte(v, 1) == 2 then
   redis.call('SET', KEYS[1], '\0' .. string.sub(v, 4 + n), 'KEEPTTL')
 end
 return v
+"#;
+
+/// KEYS[1]: the ticket's store key. A fresh value is replaced by its used
+/// record marked revoked, keeping the TTL; returns 1 then, else 0.
+const REVOKE_SCRIPT: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v and #v >= 3 and string.byte(v, 1) == 2 then
+  local n = string.byte(v, 2) * 256 + string.byte(v, 3)
+  redis.call('SET', KEYS[1], '\1' .. string.sub(v, 4 + n), 'KEEPTTL')
+  return 1
+end
+return 0
+"#;
+
+/// KEYS[1]: a user's not-before hash; ARGV: the field (an audience or
+/// `*`), the time (unix ms), the least time to live (ms). Never moves a
+/// time back, never shortens the key's life.
+const REVOKE_USER_SCRIPT: &str = r#"
+local at = tonumber(ARGV[2])
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+if not cur or cur < at then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
 "#;
 
 /// The generic cell rate algorithm on one key, on Redis' clock (the same
@@ -124,6 +152,10 @@ fn decode(old: Option<Vec<u8>>) -> Taken {
         Some(&USED) => {
             v.remove(0);
             Taken::Used(v)
+        }
+        Some(&REVOKED) => {
+            v.remove(0);
+            Taken::Revoked(v)
         }
         // Not written by this version of wsticket.
         _ => Taken::Missing,
@@ -223,6 +255,8 @@ pub(crate) struct RedisStore {
     take: redis::Script,
     throttle: redis::Script,
     hold: redis::Script,
+    revoke: redis::Script,
+    revoke_user: redis::Script,
     in_flight: tokio::sync::Semaphore,
 }
 
@@ -391,6 +425,8 @@ impl RedisStore {
             take: redis::Script::new(TAKE_SCRIPT),
             throttle: redis::Script::new(THROTTLE_SCRIPT),
             hold: redis::Script::new(HOLD_SCRIPT),
+            revoke: redis::Script::new(REVOKE_SCRIPT),
+            revoke_user: redis::Script::new(REVOKE_USER_SCRIPT),
             in_flight: tokio::sync::Semaphore::new(settings.max_in_flight),
         })
     }
@@ -580,6 +616,153 @@ impl TicketStore for RedisStore {
         let _: i64 = self.run(redis::cmd("ZREM").arg(key).arg(member)).await?;
         Ok(())
     }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        let _: i64 = self.run(redis::cmd("DEL").arg(key)).await?;
+        Ok(())
+    }
+
+    async fn peek(&self, key: &str) -> Result<Taken, StoreError> {
+        let v: Option<Vec<u8>> = self.run(redis::cmd("GET").arg(key)).await?;
+        Ok(decode(v))
+    }
+
+    async fn revoke(&self, key: &str) -> Result<bool, StoreError> {
+        let invocation = self.revoke.key(key);
+        let revoked: u8 = self
+            .with_conn(async |c| invocation.invoke_async(c).await)
+            .await?;
+        Ok(revoked == 1)
+    }
+
+    async fn revoke_user(
+        &self,
+        key: &str,
+        field: &str,
+        at: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.revoke_user.key(key);
+        invocation
+            .arg(field)
+            .arg(at)
+            .arg(ttl.as_millis().max(1) as u64);
+        let _: u8 = self
+            .with_conn(async |c| invocation.invoke_async(c).await)
+            .await?;
+        Ok(())
+    }
+
+    async fn not_before(&self, key: &str, audience: &str) -> Result<u64, StoreError> {
+        let times: Vec<Option<u64>> = self
+            .run(redis::cmd("HMGET").arg(key).arg("*").arg(audience))
+            .await?;
+        Ok(times.into_iter().flatten().max().unwrap_or(0))
+    }
+
+    async fn publish(
+        &self,
+        key: &str,
+        event: &StoredEvent,
+        backlog: usize,
+    ) -> Result<EventId, StoreError> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(backlog.max(1))
+            .arg("*");
+        cmd.arg("t").arg(&event.kind).arg("d").arg(&event.data);
+        if let Some(a) = &event.audience {
+            cmd.arg("a").arg(a);
+        }
+        let id: String = self.run(&cmd).await?;
+        EventId::parse(&id).ok_or_else(|| StoreError::Other("an XADD id of no known shape".into()))
+    }
+
+    async fn last_event(&self, key: &str) -> Result<EventId, StoreError> {
+        let last: Vec<StreamEntry> = self
+            .run(
+                redis::cmd("XREVRANGE")
+                    .arg(key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1),
+            )
+            .await?;
+        Ok(last
+            .first()
+            .and_then(|(id, _)| EventId::parse(id))
+            .unwrap_or(EventId::ZERO))
+    }
+
+    async fn events(
+        &self,
+        key: &str,
+        after: EventId,
+        wait: Duration,
+        max: usize,
+    ) -> Result<EventBatch, StoreError> {
+        let after_s = after.to_string();
+        if !wait.is_zero() {
+            // A blocking read holds its connection (the caller's own) for
+            // `wait`: kept inside the command timeout, and never BLOCK 0
+            // (for ever).
+            let block = wait.min(self.timeout / 2).as_millis().max(1) as u64;
+            let mut cmd = redis::cmd("XREAD");
+            cmd.arg("COUNT").arg(max.max(1)).arg("BLOCK").arg(block);
+            cmd.arg("STREAMS").arg(key).arg(&after_s);
+            let read: Option<Vec<(String, Vec<StreamEntry>)>> = self.run(&cmd).await?;
+            let entries = read.into_iter().flatten().flat_map(|(_, e)| e);
+            return Ok(EventBatch {
+                gap: false,
+                events: entries.filter_map(stored_event).collect(),
+            });
+        }
+        // Whether `after` is still kept, and what came after it: one
+        // transaction, so no trim falls between the two.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("XRANGE").arg(key).arg(&after_s).arg(&after_s);
+        pipe.cmd("XRANGE")
+            .arg(key)
+            .arg(format!("({after_s}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(max.max(1));
+        let (kept, entries): (Vec<StreamEntry>, Vec<StreamEntry>) =
+            self.with_conn(async |c| pipe.query_async(c).await).await?;
+        Ok(EventBatch {
+            gap: after != EventId::ZERO && kept.is_empty(),
+            events: entries.into_iter().filter_map(stored_event).collect(),
+        })
+    }
+}
+
+/// A stream entry as XRANGE and XREAD return it: its id and its fields and
+/// values, flat.
+type StreamEntry = (String, Vec<String>);
+
+/// An event as [`RedisStore::publish`] wrote it; anything else is skipped.
+fn stored_event((id, fields): StreamEntry) -> Option<StoredEvent> {
+    let id = EventId::parse(&id)?;
+    let (mut kind, mut audience, mut data) = (None, None, None);
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        match name.as_str() {
+            "t" => kind = Some(value),
+            "a" => audience = Some(value),
+            "d" => data = Some(value),
+            _ => {}
+        }
+    }
+    Some(StoredEvent {
+        id,
+        kind: kind?,
+        audience,
+        data: data?,
+    })
 }
 
 #[cfg(test)]
@@ -605,7 +788,11 @@ mod tests {
         // Truncated, or of another shape (an old version's, or anyone's).
         assert_eq!(decode(Some(v[..6].to_vec())), Taken::Missing);
         assert_eq!(decode(Some(vec![2, 0])), Taken::Missing);
-        assert_eq!(decode(Some(b"\x01old".to_vec())), Taken::Missing);
+        assert_eq!(
+            decode(Some(b"\x01USED".to_vec())),
+            Taken::Revoked(b"USED".to_vec())
+        );
+        assert_eq!(decode(Some(b"\x03old".to_vec())), Taken::Missing);
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn accepted_keys() -> BTreeSet<String> {
         ("auth.jwt.", "[auth.jwt]\nzz_probe = 1"),
         ("auth.forward.", "[auth.forward]\nzz_probe = 1"),
         ("limits.", "[limits]\nzz_probe = 1"),
+        ("events.", "[events]\nzz_probe = 1"),
     ];
     let is_table = |key: &str| {
         tables

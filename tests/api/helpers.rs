@@ -23,6 +23,10 @@ pub const ISSUER: &str = "wsk_issuer-issuer-issuer-issuer-issuer-issuer-is";
 pub const REDEEMER: &str = "wsk_redeemer-redeemer-redeemer-redeemer-redeem";
 pub const CHAT_ISSUER: &str = "wsk_chat-issuer-chat-issuer-chat-issuer-chat-i";
 pub const CHAT_REDEEMER: &str = "wsk_chat-redeemer-chat-redeemer-chat-redeemer";
+/// `revoke` for every audience.
+pub const REVOKER: &str = "wsk_revoker-revoker-revoker-revoker-revoker-revo";
+/// `redeem` and `revoke` for the chat audience only.
+pub const CHAT_REVOKER: &str = "wsk_chat-revoker-chat-revoker-chat-revoker-cha";
 pub const UNKNOWN_KEY: &str = "wsk_unknown-unknown-unknown-unknown-unknown-unk";
 
 pub const ORIGIN: &str = "https://app.example.com";
@@ -88,11 +92,24 @@ name = "chat-redeemer"
 key_sha256 = "{chat_redeemer}"
 can = ["redeem"]
 audiences = ["chat"]
+
+[[clients]]
+name = "revoker"
+key_sha256 = "{revoker}"
+can = ["revoke"]
+
+[[clients]]
+name = "chat-revoker"
+key_sha256 = "{chat_revoker}"
+can = ["redeem", "revoke"]
+audiences = ["chat"]
 "#,
         issuer = sha(ISSUER),
         redeemer = sha(REDEEMER),
         chat_issuer = sha(CHAT_ISSUER),
         chat_redeemer = sha(CHAT_REDEEMER),
+        revoker = sha(REVOKER),
+        chat_revoker = sha(CHAT_REVOKER),
     )
 }
 

@@ -15,6 +15,7 @@ mod observability;
 mod openapi;
 mod redis_faults;
 mod redis_server;
+mod revocation;
 mod rotation;
 mod suite;
 mod topologies;

@@ -110,10 +110,14 @@ fn redis_dump(url: &str, prefix: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         .arg(format!("{prefix}*"))
         .query(&mut con)
         .unwrap();
+    // Tickets only (not the event log).
     keys.into_iter()
-        .map(|k| {
-            let v: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut con).unwrap();
-            (k, v)
+        .filter_map(|k| {
+            let kind: String = redis::cmd("TYPE").arg(&k).query(&mut con).unwrap();
+            (kind == "string").then(|| {
+                let v: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut con).unwrap();
+                (k, v)
+            })
         })
         .collect()
 }
