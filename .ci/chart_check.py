@@ -396,7 +396,8 @@ def check_prometheusrule(case: str, pr: dict[str, Any]) -> None:
        f"{case}: PrometheusRule spec is exactly files/alerts.yaml (the file promtool tests)")
     rules = [r for g in pr["spec"]["groups"] for r in g["rules"]]
     ok({r["alert"] for r in rules} == {"WsticketTicketReuseSpike", "WsticketStoreErrors", "WsticketHighLatency",
-                                       "WsticketMintsLimited", "WsticketPodNotReady"}, f"{case}: the five alerts")
+                                       "WsticketMintsLimited", "WsticketUserRevocationsBurst",
+                                       "WsticketPodNotReady"}, f"{case}: the six alerts")
     ok(all(r["labels"].get("severity") and r["annotations"].get("summary") and r["annotations"].get("description")
            for r in rules), f"{case}: every alert has a severity, a summary and a description")
 
@@ -444,6 +445,10 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
      "config/limits/mint_per_user"),
     ("an unknown limits key", {"config": {"limits": {"mint_per_hour": 5}}},
      "additional properties 'mint_per_hour' not allowed"),
+    ("an unknown tickets.on_reuse", {"config": {"tickets": {"on_reuse": "revoke"}}},
+     "config/tickets/on_reuse"),
+    ("events.heartbeat_secs 0", {"config": {"events": {"heartbeat_secs": 0}}},
+     "config/events/heartbeat_secs"),
     ("a password in a Cluster URL",
      {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r0:6379", f"rediss://:{CI_PASSWORD}@r1:6379"]}}},
      "redis.cluster.urls[1] has a password in it, and these URLs are written into the ConfigMap in plain text: "

@@ -60,6 +60,11 @@ secrets = [
 [limits]
 {{- include "wsticket.tomlPairs" . }}
 {{- end }}
+{{- with $cfg.events }}
+
+[events]
+{{- include "wsticket.tomlPairs" . }}
+{{- end }}
 {{- range .Values.clients }}
 
 [[clients]]
