@@ -326,6 +326,16 @@ def check_topology(case: str, cfg: dict[str, Any], toml_text: str, env: dict[str
        f"{case}: WSTICKET_REDIS_URL {'set' if single else 'unset'} (it would override a Cluster or Sentinel)")
     ok(not URL_PASSWORD.search(toml_text) and not (r.get("password") and r["password"] in toml_text),
        f"{case}: no Redis password in the ConfigMap")
+    limit = (values.get("resources") or {}).get("limits", {}).get("memory")
+    if mode == "single" and not single and limit and "memory_max_bytes" not in values["config"].get("store", {}):
+        units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+        suffix = next((u for u in units if str(limit).endswith(u)), "")
+        want = int(str(limit)[:len(str(limit)) - len(suffix)]) * units.get(suffix, 1) // 2
+        ok(store.get("memory_max_bytes") == want,
+           f"{case}: in-memory store.memory_max_bytes is half of resources.limits.memory {limit} ({want})")
+    else:
+        ok("memory_max_bytes" not in store or "memory_max_bytes" in values["config"].get("store", {}),
+           f"{case}: no memory_max_bytes from the chart with Redis")
     want_mif = values["config"].get("store", {}).get("max_in_flight")
     ok(store.get("max_in_flight") == want_mif, f"{case}: store.max_in_flight == {want_mif}")
     for np in by_kind(docs, "NetworkPolicy"):
@@ -449,6 +459,10 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
      "config/tickets/on_reuse"),
     ("events.heartbeat_secs 0", {"config": {"events": {"heartbeat_secs": 0}}},
      "config/events/heartbeat_secs"),
+    ("a fractional memory limit with the in-memory store",
+     {"replicaCount": 1, "existingSecret": "", "redis": {"existingSecret": ""},
+      "ticketSecrets": [{"id": "k1", "secret": "A" * 43}], "resources": {"limits": {"memory": "0.5Gi"}}},
+     'resources.limits.memory "0.5Gi": give a whole number'),
     ("a password in a Cluster URL",
      {"redis": {"mode": "cluster", "cluster": {"urls": ["redis://r0:6379", f"rediss://:{CI_PASSWORD}@r1:6379"]}}},
      "redis.cluster.urls[1] has a password in it, and these URLs are written into the ConfigMap in plain text: "

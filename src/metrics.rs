@@ -7,11 +7,49 @@
 //! origin is ever a label.
 
 use crate::domain::Audience;
+use crate::store::MemoryStore;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The in-memory store's gauges, set from its usage when scraped.
+struct MemoryStoreCollector {
+    store: Arc<MemoryStore>,
+    entries: prometheus::IntGauge,
+    bytes: prometheus::IntGauge,
+    max_bytes: prometheus::IntGauge,
+    full: prometheus::IntGauge,
+}
+
+impl MemoryStoreCollector {
+    fn gauges(&self) -> [&prometheus::IntGauge; 4] {
+        [&self.entries, &self.bytes, &self.max_bytes, &self.full]
+    }
+}
+
+impl Collector for MemoryStoreCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauges().into_iter().flat_map(|g| g.desc()).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let usage = self.store.usage();
+        let int = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.entries.set(int(usage.entries));
+        self.bytes.set(int(usage.bytes));
+        self.max_bytes.set(int(usage.max_bytes));
+        self.full.set(i64::from(usage.full()));
+        self.gauges()
+            .into_iter()
+            .flat_map(|g| g.collect())
+            .collect()
+    }
+}
 
 /// 0.5 ms … 1 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -139,6 +177,31 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         Ok(m)
+    }
+
+    /// The in-memory store's budget and use, read at every scrape.
+    pub(crate) fn watch_memory_store(
+        &self,
+        store: Arc<MemoryStore>,
+    ) -> Result<(), prometheus::Error> {
+        let gauge = |name: &str, help: &str| prometheus::IntGauge::new(name, help);
+        let collector = MemoryStoreCollector {
+            store,
+            entries: gauge(
+                "wsticket_store_memory_entries",
+                "Tickets in the in-memory store (fresh, used and revoked, until they expire)",
+            )?,
+            bytes: gauge(
+                "wsticket_store_memory_bytes",
+                "Estimated bytes of those tickets (store.memory_max_bytes counts these)",
+            )?,
+            max_bytes: gauge("wsticket_store_memory_max_bytes", "store.memory_max_bytes")?,
+            full: gauge(
+                "wsticket_store_memory_full",
+                "1 while the in-memory store cannot take a typical ticket: mints answer 503 and /readyz is 503",
+            )?,
+        };
+        self.registry.register(Box::new(collector))
     }
 
     fn audience<'a>(&self, a: Option<&'a str>) -> &'a str {

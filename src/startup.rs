@@ -106,6 +106,9 @@ impl Application {
             "ticket store configured"
         );
         let metrics = Arc::new(Metrics::new(&settings.tickets.audiences)?);
+        if let Store::Memory(shared) = &stores[0] {
+            metrics.watch_memory_store(shared.clone())?;
+        }
         let auth = web::Data::new(authenticator(&mut settings, metrics.clone()).await?);
         let grace = settings.shutdown_grace;
         let shutdown_delay = settings.shutdown_delay;

@@ -444,9 +444,13 @@ mod tests {
         assert!(matches!(
             s.store.backend,
             StoreBackend::Memory {
-                max_entries: 1_000_000
+                max_entries: 1_000_000,
+                max_bytes: 67_108_864,
             }
         ));
+        assert_eq!(s.events.heartbeat, std::time::Duration::from_secs(15));
+        assert_eq!(s.events.backlog, 10_000);
+        assert_eq!(s.tickets.on_reuse, crate::core::OnReuse::Report);
         assert_eq!(s.store.key_prefix, "wsticket:");
         assert_eq!(s.tickets.default_ttl_secs, 30);
         assert_eq!(s.tickets.max_ttl_secs, 120);
@@ -582,6 +586,30 @@ mod tests {
             ),
         ] {
             let e = load(&format!("[limits]\n{text}")).unwrap_err();
+            assert!(e.to_string().contains(field), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn revocation_events_and_the_memory_budget_refuse_nonsense() {
+        let s = load(
+            "[tickets]\non_reuse = \"revoke_user\"\n[events]\nheartbeat_secs = 1\nbacklog = 5",
+        )
+        .unwrap();
+        assert_eq!(s.tickets.on_reuse, crate::core::OnReuse::RevokeUser);
+        assert_eq!(s.events.heartbeat, std::time::Duration::from_secs(1));
+        assert_eq!(s.events.backlog, 5);
+        for (text, field) in [
+            ("[tickets]\non_reuse = \"revoke\"", "tickets.on_reuse"),
+            ("[events]\nheartbeat_secs = 0", "events.heartbeat_secs"),
+            ("[events]\nheartbeat_secs = 301", "events.heartbeat_secs"),
+            ("[events]\nbacklog = 0", "events.backlog"),
+            (
+                "[store]\nmemory_max_bytes = 1048575",
+                "store.memory_max_bytes",
+            ),
+        ] {
+            let e = load(text).unwrap_err();
             assert!(e.to_string().contains(field), "{text}: {e}");
         }
     }

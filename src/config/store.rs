@@ -14,6 +14,9 @@ const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 500;
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 pub(crate) const DEFAULT_MEMORY_MAX_ENTRIES: usize = 1_000_000;
+/// Half of the Helm chart's default memory limit (128 MiB): the rest is the
+/// process itself, its buffers and the allocator's slack.
+pub(crate) const DEFAULT_MEMORY_MAX_BYTES: usize = 64 << 20;
 const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 1..=60_000;
 
 // No `Debug` on the raw tables: they hold secrets in clear.
@@ -30,6 +33,7 @@ pub(super) struct RawStore {
     connect_timeout_ms: Option<u64>,
     max_in_flight: Option<usize>,
     memory_max_entries: Option<usize>,
+    memory_max_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -196,7 +200,16 @@ pub(super) fn parse(
             if max_entries == 0 {
                 return Err(err("store.memory_max_entries", "must be at least 1"));
             }
-            StoreBackend::Memory { max_entries }
+            let max_bytes = in_range(
+                "store.memory_max_bytes",
+                raw.memory_max_bytes,
+                DEFAULT_MEMORY_MAX_BYTES,
+                (1 << 20)..=(1 << 40),
+            )?;
+            StoreBackend::Memory {
+                max_entries,
+                max_bytes,
+            }
         }
     };
     let key_prefix = raw.key_prefix.unwrap_or_else(|| DEFAULT_KEY_PREFIX.into());

@@ -4,7 +4,9 @@
 //! order, so this costs O(log n) per expired entry), then does its work.
 //! A used entry keeps its original expiry, like Redis `KEEPTTL`, and keeps
 //! only the used record, like the Redis store.
-//! The number of live entries is bounded: a full store refuses to mint.
+//! The store has a budget: a number of entries and an estimate of the
+//! bytes they take ([`entry_cost`]); a full store refuses to mint, and says
+//! so to `/readyz` (its `ping` fails).
 
 use super::{
     EventBatch, EventId, Hold, Records, StoreError, StoredEvent, Taken, Throttle, TicketStore,
@@ -15,6 +17,42 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// What one ticket costs, estimated from what it holds: its key twice (the
+/// map's and the expiry heap's), its two records, and [`ENTRY_OVERHEAD`].
+pub(crate) fn entry_cost(key: &str, fresh: usize, used: usize) -> usize {
+    2 * key.len() + fresh + used + ENTRY_OVERHEAD
+}
+
+/// Per ticket, besides its bytes: the map slot (key and entry, 96 bytes,
+/// at a load of 7/8 to 7/16 as the table doubles), the heap slot (40 bytes,
+/// up to half unused), and four allocations rounded up to the allocator's
+/// size classes. Checked against the process's resident memory by
+/// `tests/api/binary.rs` (`the_memory_budget_is_an_honest_estimate`).
+pub(crate) const ENTRY_OVERHEAD: usize = 256;
+
+/// Room a typical ticket needs: a store with less left is full.
+const TYPICAL_ENTRY: usize = 1024;
+
+/// How much of its budget the store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) entries: usize,
+    pub(crate) bytes: usize,
+    pub(crate) max_entries: usize,
+    pub(crate) max_bytes: usize,
+    /// The cost of the last ticket refused for want of room, until a
+    /// mint succeeds again.
+    refused: usize,
+}
+
+impl Usage {
+    /// Would a typical mint, or the last one refused, be refused now?
+    pub(crate) fn full(&self) -> bool {
+        self.entries >= self.max_entries
+            || self.bytes + TYPICAL_ENTRY.max(self.refused) > self.max_bytes
+    }
+}
 
 struct Entry {
     /// `None` once redeemed or revoked.
@@ -37,6 +75,10 @@ impl Entry {
 #[derive(Default)]
 struct Inner {
     map: HashMap<String, Entry>,
+    /// The estimated bytes of `map`'s entries ([`entry_cost`]).
+    bytes: usize,
+    /// See [`Usage::refused`].
+    refused: usize,
     by_expiry: BinaryHeap<Reverse<(Instant, String)>>,
     /// Limiter key → its theoretical arrival time (unix ms).
     limiters: HashMap<String, u64>,
@@ -83,8 +125,13 @@ impl Inner {
                 break;
             };
             // Only remove the entry this heap item was pushed for.
-            if self.map.get(&key).is_some_and(|e| e.expires == at) {
-                self.map.remove(&key);
+            if self.map.get(&key).is_some_and(|e| e.expires == at)
+                && let Some(e) = self.map.remove(&key)
+            {
+                let fresh = e.fresh.as_ref().map_or(0, Vec::len);
+                self.bytes = self
+                    .bytes
+                    .saturating_sub(entry_cost(&key, fresh, e.used.len()));
             }
         }
     }
@@ -93,15 +140,17 @@ impl Inner {
 pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
     max_entries: usize,
+    max_bytes: usize,
     /// Wakes readers of the event logs when an event is published.
     published: tokio::sync::Notify,
 }
 
 impl MemoryStore {
-    pub(crate) fn new(max_entries: usize) -> Self {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
         MemoryStore {
             inner: Mutex::new(Inner::default()),
             max_entries,
+            max_bytes,
             published: tokio::sync::Notify::new(),
         }
     }
@@ -136,6 +185,19 @@ impl MemoryStore {
     fn len(&self) -> usize {
         self.lock().map.len()
     }
+
+    /// The budget and its use, after dropping what has expired.
+    pub(crate) fn usage(&self) -> Usage {
+        let mut inner = self.lock();
+        inner.purge_expired(Instant::now());
+        Usage {
+            entries: inner.map.len(),
+            bytes: inner.bytes,
+            max_entries: self.max_entries,
+            max_bytes: self.max_bytes,
+            refused: inner.refused,
+        }
+    }
 }
 
 impl TicketStore for MemoryStore {
@@ -147,14 +209,18 @@ impl TicketStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let now = Instant::now();
         let expires = now + ttl;
-        let mut inner = self.lock();
+        let cost = entry_cost(key, records.fresh.len(), records.used.len());
+        let inner = &mut *self.lock();
         inner.purge_expired(now);
-        if inner.map.len() >= self.max_entries {
+        if inner.map.len() >= self.max_entries || inner.bytes + cost > self.max_bytes {
+            inner.refused = cost;
             return Err(StoreError::Full);
         }
         match inner.map.entry(key.to_owned()) {
             MapEntry::Occupied(_) => Ok(false),
             MapEntry::Vacant(slot) => {
+                inner.bytes += cost;
+                inner.refused = 0;
                 slot.insert(Entry {
                     fresh: Some(records.fresh.to_vec()),
                     used: records.used.to_vec(),
@@ -169,13 +235,16 @@ impl TicketStore for MemoryStore {
 
     async fn take(&self, key: &str) -> Result<Taken, StoreError> {
         let now = Instant::now();
-        let mut inner = self.lock();
+        let inner = &mut *self.lock();
         inner.purge_expired(now);
         Ok(match inner.map.get_mut(key) {
             None => Taken::Missing,
             Some(entry) if entry.expires <= now => Taken::Missing,
             Some(entry) => match entry.fresh.take() {
-                Some(fresh) => Taken::Fresh(fresh),
+                Some(fresh) => {
+                    inner.bytes = inner.bytes.saturating_sub(fresh.len());
+                    Taken::Fresh(fresh)
+                }
                 None => entry.state(),
             },
         })
@@ -193,12 +262,13 @@ impl TicketStore for MemoryStore {
 
     async fn revoke(&self, key: &str) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let mut inner = self.lock();
+        let inner = &mut *self.lock();
         inner.purge_expired(now);
         Ok(match inner.map.get_mut(key) {
             Some(entry) if entry.expires > now && entry.fresh.is_some() => {
-                entry.fresh = None;
+                let freed = entry.fresh.take().map_or(0, |f| f.len());
                 entry.revoked = true;
+                inner.bytes = inner.bytes.saturating_sub(freed);
                 true
             }
             _ => false,
@@ -304,8 +374,13 @@ impl TicketStore for MemoryStore {
         })
     }
 
+    /// Fails while the store is full: it cannot take a mint.
     async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
+        if self.usage().full() {
+            Err(StoreError::Full)
+        } else {
+            Ok(())
+        }
     }
 
     async fn throttle(
@@ -390,7 +465,7 @@ mod tests {
 
     #[tokio::test]
     async fn take_returns_the_fresh_record_once_then_the_used_one() {
-        let s = MemoryStore::new(10);
+        let s = MemoryStore::new(10, 1 << 20);
         assert!(s.put_new("k", records(b"v"), LONG).await.unwrap());
         assert!(!s.put_new("k", records(b"w"), LONG).await.unwrap());
         assert_eq!(s.take("k").await.unwrap(), Taken::Fresh(b"v".to_vec()));
@@ -402,7 +477,7 @@ mod tests {
 
     #[tokio::test]
     async fn entries_and_markers_expire() {
-        let s = MemoryStore::new(10);
+        let s = MemoryStore::new(10, 1 << 20);
         let short = Duration::from_millis(30);
         s.put_new("a", records(b"v"), short).await.unwrap();
         s.put_new("b", records(b"v"), short).await.unwrap();
@@ -415,7 +490,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_store_refuses_until_entries_expire() {
-        let s = MemoryStore::new(2);
+        let s = MemoryStore::new(2, 1 << 20);
         s.put_new("a", records(b"v"), Duration::from_millis(30))
             .await
             .unwrap();
@@ -430,8 +505,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_byte_budget_counts_what_each_ticket_holds_until_it_goes() {
+        let cost = entry_cost("a", 5, 1);
+        let s = MemoryStore::new(10, 2 * cost);
+        s.put_new("a", records(b"fresh"), LONG).await.unwrap();
+        assert_eq!(s.usage().bytes, cost);
+        s.put_new("b", records(b"fresh"), Duration::from_millis(30))
+            .await
+            .unwrap();
+        assert!(s.usage().full());
+        assert!(matches!(
+            s.put_new("c", records(b"fresh"), LONG).await,
+            Err(StoreError::Full)
+        ));
+        assert!(matches!(s.ping().await, Err(StoreError::Full)));
+        // A redeem frees the fresh record; a revocation too.
+        s.take("a").await.unwrap();
+        assert_eq!(s.usage().bytes, 2 * cost - 5);
+        assert!(s.revoke("b").await.unwrap());
+        assert_eq!(s.usage().bytes, 2 * cost - 10);
+        // Expiry frees the rest.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(s.usage().bytes, cost - 5);
+        assert!(s.ping().await.is_ok() || s.usage().full());
+    }
+
+    #[tokio::test]
     async fn a_limiter_allows_a_burst_then_one_per_interval() {
-        let s = MemoryStore::new(10);
+        let s = MemoryStore::new(10, 1 << 20);
         let interval = Duration::from_millis(100);
         assert_eq!(
             s.throttle("k", interval, 3).await.unwrap(),
@@ -460,7 +561,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_set_holds_up_to_its_cap_until_members_go() {
-        let s = MemoryStore::new(10);
+        let s = MemoryStore::new(10, 1 << 20);
         let later = unix_ms_now() + 60_000;
         assert_eq!(s.hold("u", "a", later, 2).await.unwrap(), Hold::Held);
         assert_eq!(s.hold("u", "b", later, 2).await.unwrap(), Hold::Held);
@@ -479,7 +580,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_takes_have_exactly_one_winner() {
-        let s = std::sync::Arc::new(MemoryStore::new(10));
+        let s = std::sync::Arc::new(MemoryStore::new(10, 1 << 20));
         s.put_new("k", records(b"v"), LONG).await.unwrap();
         let mut handles = Vec::new();
         for _ in 0..16 {

@@ -22,7 +22,10 @@ pub(crate) struct StoreSettings {
 
 #[derive(Debug)]
 pub(crate) enum StoreBackend {
-    Memory { max_entries: usize },
+    Memory {
+        max_entries: usize,
+        max_bytes: usize,
+    },
     Redis(RedisSettings),
 }
 
@@ -140,7 +143,8 @@ impl StoreError {
             StoreError::Timeout => "timeout",
             StoreError::Connection(_) => "connection",
             StoreError::Busy => "busy",
-            StoreError::Full | StoreError::Other(_) => "other",
+            StoreError::Full => "full",
+            StoreError::Other(_) => "other",
         }
     }
 }
@@ -257,8 +261,11 @@ impl Store {
     /// back; `max_in_flight` is shared out between them.
     pub(crate) fn per_worker(backend: &StoreBackend, workers: usize) -> Result<Vec<Store>, String> {
         match backend {
-            StoreBackend::Memory { max_entries } => {
-                let shared = Arc::new(MemoryStore::new(*max_entries));
+            StoreBackend::Memory {
+                max_entries,
+                max_bytes,
+            } => {
+                let shared = Arc::new(MemoryStore::new(*max_entries, *max_bytes));
                 Ok((0..workers)
                     .map(|_| Store::Memory(shared.clone()))
                     .collect())

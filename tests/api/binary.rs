@@ -981,3 +981,112 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The resident memory of process `pid`, in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A gauge's value in a Prometheus scrape.
+fn gauge(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in\n{scrape}"))
+}
+
+/// `store.memory_max_bytes` counts an estimate of each ticket's memory. It
+/// must not be a wish: what the process really grows by for many tickets,
+/// measured from /proc, is within the estimate's reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_budget_is_an_honest_estimate() {
+    let prefix = random_prefix();
+    let config = base_config(
+        Backend::Memory,
+        None,
+        &prefix,
+        "max_ttl_secs = 600\ndefault_ttl_secs = 600",
+    );
+    let path = temp_file("budget.toml", &config);
+    let p = Proc::spawn(
+        &["--config", path.to_str().unwrap()],
+        &[("WSTICKET_LOG", "warn,wsticket::startup=info")],
+    );
+    let admin = {
+        let log = p.log.lock().unwrap().clone();
+        let line = log
+            .lines()
+            .find(|l| l.contains("wsticket listening"))
+            .unwrap()
+            .to_owned();
+        let rest = line.split("admin_addr=").nth(1).unwrap();
+        format!(
+            "http://{}",
+            rest.split_whitespace().next().unwrap().trim_matches('"')
+        )
+    };
+    let client = http();
+    let mint_many = |n: usize| {
+        let (client, base) = (client.clone(), p.base.clone());
+        async move {
+            let tasks: Vec<_> = (0..8)
+                .map(|t| {
+                    let (client, base) = (client.clone(), base.clone());
+                    tokio::spawn(async move {
+                        for i in 0..n / 8 {
+                            let r = client
+                                .post(format!("{base}/v1/tickets"))
+                                .bearer_auth(ISSUER)
+                                .json(&json!({
+                                    "user_id": format!("user-{t}-{i}"),
+                                    "origin": ORIGIN,
+                                    "claims": { "room": "lobby", "role": "member" }
+                                }))
+                                .send()
+                                .await
+                                .unwrap();
+                            assert_eq!(r.status().as_u16(), 201);
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    let scrape = || async {
+        client
+            .get(format!("{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Warm the allocator, the connections and the map first.
+    mint_many(4_000).await;
+    let (rss0, s0) = (rss_bytes(p.child.id()), scrape().await);
+    mint_many(40_000).await;
+    let (rss1, s1) = (rss_bytes(p.child.id()), scrape().await);
+    let entries =
+        gauge(&s1, "wsticket_store_memory_entries") - gauge(&s0, "wsticket_store_memory_entries");
+    assert_eq!(entries, 40_000.0);
+    let estimated = (gauge(&s1, "wsticket_store_memory_bytes")
+        - gauge(&s0, "wsticket_store_memory_bytes"))
+        / entries;
+    let measured = (rss1 - rss0) as f64 / entries;
+    println!("per ticket: estimated {estimated:.0} bytes, measured {measured:.0} bytes of RSS");
+    assert!(
+        estimated >= 0.8 * measured && estimated <= 1.5 * measured,
+        "estimated {estimated:.0} bytes per ticket, measured {measured:.0}"
+    );
+}

@@ -194,6 +194,56 @@ async fn a_full_memory_store_refuses_to_mint_with_503() {
         )
         .await;
     app2_ticket_redeem.expect(404, Some("ticket_invalid"));
+    // /readyz and the metrics say so.
+    app.get("/readyz")
+        .await
+        .expect(503, Some("store_unavailable"));
+    let m = app.metrics().await;
+    assert!(m.contains("wsticket_store_memory_full 1"), "{m}");
+    assert!(m.contains("wsticket_store_memory_entries 3"), "{m}");
+    assert!(
+        m.contains(r#"wsticket_store_errors_total{kind="full",op="mint"} 1"#),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn the_memory_budget_in_bytes_refuses_mints_past_it_until_tickets_expire() {
+    let prefix = random_prefix();
+    let text = base_config(Backend::Memory, None, &prefix, "")
+        .replace("memory_max_entries = 100000", "memory_max_bytes = 1048576");
+    let app = spawn_toml(&text, prefix).await;
+    app.get("/readyz").await.expect(200, None);
+    // 4 KiB claims: a few hundred tickets fill 1 MiB.
+    let claims = json!({ "blob": "x".repeat(4000) });
+    let mut minted = 0;
+    let refused = loop {
+        let r = app
+            .mint_as(
+                ISSUER,
+                json!({"user_id": "a", "origin": ORIGIN, "claims": claims, "ttl_secs": 1}),
+            )
+            .await;
+        if r.status != 201 {
+            break r;
+        }
+        minted += 1;
+        assert!(minted < 1000, "1 MiB took 1000 tickets of 4 KiB claims");
+    };
+    refused.expect(503, Some("store_unavailable"));
+    assert!(minted > 150, "{minted}");
+    let m = app.metrics().await;
+    assert!(m.contains("wsticket_store_memory_max_bytes 1048576"), "{m}");
+    assert!(m.contains("wsticket_store_memory_full 1"), "{m}");
+    app.get("/readyz")
+        .await
+        .expect(503, Some("store_unavailable"));
+    // Once they expire, the store takes mints again and is ready.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.get("/readyz").await.expect(200, None);
+    app.mint().await;
+    let m = app.metrics().await;
+    assert!(m.contains("wsticket_store_memory_full 0"), "{m}");
 }
 
 /// A sweep of hostile inputs across both routes: nothing answers 5xx and the

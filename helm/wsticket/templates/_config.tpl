@@ -27,6 +27,12 @@ admin_listen = {{ printf "0.0.0.0:%d" (int .Values.containerPorts.metrics) | toJ
 
 [store]
 {{- include "wsticket.tomlPairs" ($cfg.store | default dict) }}
+{{- if and (not (include "wsticket.redisEnabled" .)) (not (hasKey ($cfg.store | default dict) "memory_max_bytes")) }}
+{{- with (.Values.resources.limits | default dict).memory }}
+# Half of resources.limits.memory: the rest is the process itself.
+memory_max_bytes = {{ div (include "wsticket.quantityBytes" .) 2 }}
+{{- end }}
+{{- end }}
 {{- if eq $mode "cluster" }}
 cluster_urls = {{ toJson .Values.redis.cluster.urls }}
 {{- with $password }}

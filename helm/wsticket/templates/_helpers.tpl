@@ -360,3 +360,20 @@ password; for the same reason the schema puts no pattern on these values.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+A Kubernetes memory quantity ("128Mi", "1G", "134217728") in bytes. Only
+whole numbers: a fraction ("0.5Gi") fails with a message saying so.
+*/}}
+{{- define "wsticket.quantityBytes" -}}
+{{- $q := toString . -}}
+{{- $n := $q -}}
+{{- $mul := 1 -}}
+{{- range $suffix, $m := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 }}
+{{- if hasSuffix $suffix $q }}{{ $n = trimSuffix $suffix $q }}{{ $mul = $m }}{{ end }}
+{{- end }}
+{{- if not (regexMatch "^[0-9]+$" $n) }}
+{{- fail (printf "wsticket: resources.limits.memory %q: give a whole number, with Ki, Mi, Gi, Ti, k, M, G or T" $q) }}
+{{- end }}
+{{- mul (int64 $n) $mul }}
+{{- end }}
