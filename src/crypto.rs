@@ -9,7 +9,9 @@
 //!   **used** record (what is left once the ticket is redeemed). The
 //!   associated data is the record's kind and the store key.
 //!
-//! So the store never holds a ticket, a user id or an origin in clear; a value
+//! So the store never holds a ticket, or a ticket's user id or origin, in
+//! clear (the event log for WebSocket servers names users: see
+//! `core::events`); a value
 //! moved under another key does not open; a used record never opens as a
 //! fresh one; and whoever can write to the store but lacks the server secret
 //! cannot make a value that opens.
@@ -153,13 +155,32 @@ impl Keyring {
     /// 16 bytes in base64url. Nothing in the store names a user or an
     /// address in clear; the names change when the minting secret does.
     pub(crate) fn fingerprint(&self, kind: &str, value: &str) -> String {
-        let mut mac = self.secrets[0].mac.clone();
-        mac.update(b"wsticket/v1/fingerprint\0");
-        mac.update(kind.as_bytes());
-        mac.update(b"\0");
-        mac.update(value.as_bytes());
-        let digest: [u8; 32] = mac.finalize().into_bytes().into();
-        URL_SAFE_NO_PAD.encode(&digest[..16])
+        fingerprint(&self.secrets[0], kind, value)
+    }
+
+    /// [`fingerprint`](Self::fingerprint) under every secret, the minting
+    /// one first: what must reach every ticket, whichever secret minted it
+    /// (a user's revocation), is written under each.
+    pub(crate) fn fingerprints(&self, kind: &str, value: &str) -> Vec<String> {
+        self.secrets
+            .iter()
+            .map(|s| fingerprint(s, kind, value))
+            .collect()
+    }
+
+    /// The fingerprint under the secret that minted `ticket`, which is one
+    /// of [`fingerprints`](Self::fingerprints) on every replica that can
+    /// open the ticket, through a key rotation too.
+    pub(crate) fn fingerprint_for(
+        &self,
+        ticket: &Ticket,
+        kind: &str,
+        value: &str,
+    ) -> Option<String> {
+        self.secrets
+            .iter()
+            .find(|s| &s.id == ticket.kid())
+            .map(|s| fingerprint(s, kind, value))
     }
 
     /// The derived keys, or `None` when the ticket's key id is unknown (then
@@ -173,6 +194,18 @@ impl Keyring {
 }
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// A keyed fingerprint of `value` (a user id, an address) for store keys:
+/// stable under one secret, meaningless without it.
+fn fingerprint(secret: &ServerSecret, kind: &str, value: &str) -> String {
+    let mut mac = secret.mac.clone();
+    mac.update(b"wsticket/v1/fingerprint\0");
+    mac.update(kind.as_bytes());
+    mac.update(b"\0");
+    mac.update(value.as_bytes());
+    let digest: [u8; 32] = mac.finalize().into_bytes().into();
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
 
 pub(crate) struct TicketKeys {
     storage_id: [u8; 32],

@@ -152,10 +152,16 @@ impl EventHub {
                     last = Some(id);
                     EventBatch::default()
                 }),
+                // After a failure, a read that says whether the log still
+                // holds the last event seen: if not, some were trimmed away
+                // meanwhile, and the subscribers must know.
                 Some(after) => {
-                    self.store
-                        .events(&self.key, after, Duration::from_secs(5), READ_MAX)
-                        .await
+                    let wait = if failing {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(5)
+                    };
+                    self.store.events(&self.key, after, wait, READ_MAX).await
                 }
             };
             match read {
@@ -165,6 +171,13 @@ impl EventHub {
                         failing = false;
                     }
                     pause = Duration::from_millis(50);
+                    if batch.gap {
+                        tracing::warn!(
+                            "events were trimmed from the log while it could not be read: \
+                             subscribers are told of a gap"
+                        );
+                        let _ = self.sender.send(Arc::new(gap_marker()));
+                    }
                     for event in batch.events {
                         last = Some(event.id);
                         // No subscriber: nobody to tell.
@@ -183,6 +196,20 @@ impl EventHub {
         }
     }
 }
+
+/// Handed to subscribers when events may have been lost: no id (it is no
+/// event of the log), only the news.
+fn gap_marker() -> StoredEvent {
+    StoredEvent {
+        id: EventId::ZERO,
+        kind: GAP.to_owned(),
+        audience: None,
+        data: String::new(),
+    }
+}
+
+/// The kind of [`gap_marker`].
+pub(crate) const GAP: &str = "gap";
 
 /// The store key of the event log.
 pub(crate) fn log_key(key_prefix: &str) -> String {

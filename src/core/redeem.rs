@@ -296,10 +296,21 @@ impl TicketCore {
         }
         // Its user revoked since it was issued? (Read after the take: a
         // revocation that lands first is always seen.)
-        let not_before_key = self.not_before_key(&payload.user_id);
+        let Some(fp) = self
+            .policy
+            .keyring
+            .fingerprint_for(&ticket, "user", &payload.user_id)
+        else {
+            return refuse(O::Invalid, Some(ticket_ref));
+        };
+        let not_before_key = self.not_before_key(&fp);
         let not_before = self.store.not_before(&not_before_key, &payload.audience);
         match self.timed("not_before", not_before).await {
             Ok(at) if payload.iat < at => {
+                // Stored as revoked, not used: presented again, it is not a
+                // reuse (which `on_reuse` could act on) but still revoked.
+                let marked = self.store.mark_revoked(&key);
+                let _: Result<bool, StoreUnavailable> = self.timed("revoke", marked).await;
                 return Err(self.refusal(O::Revoked, ticket_ref, &payload));
             }
             Ok(_) => {}

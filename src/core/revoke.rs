@@ -6,7 +6,10 @@
 //! audience, and `*` for all), which every redeem of that user's tickets
 //! reads: one key, so a Redis Cluster needs no cross-slot operation. It
 //! lives as long as a ticket can (`tickets.max_ttl_secs`): by then every
-//! ticket it revoked has expired anyway.
+//! ticket it revoked has expired anyway. The key is named by the user's
+//! fingerprint under a secret, and written under every configured secret:
+//! a redeem reads the one of the secret that minted its ticket, so a key
+//! rotation loses no revocation.
 
 use super::events::{self, Event, RevokeReason, rfc3339_ms};
 use super::payload::Opened;
@@ -42,9 +45,9 @@ pub(crate) struct UserRevocation<'a> {
 const ALL: &str = "*";
 
 impl TicketCore {
-    /// The store key of a user's not-before times.
-    pub(super) fn not_before_key(&self, user: &str) -> String {
-        let fp = self.policy.keyring.fingerprint("user", user);
+    /// The store key of a user's not-before times, for tickets minted
+    /// under the secret `fp` was made with.
+    pub(super) fn not_before_key(&self, fp: &str) -> String {
         format!("{}nb:{fp}", self.key_prefix)
     }
 
@@ -166,13 +169,12 @@ impl TicketCore {
         let before = super::from_unix_ms(before_ms);
         // Tickets issued before it live at most this long; so does the key.
         let ttl = Duration::from_secs(self.policy.max_ttl_secs) + Duration::from_secs(1);
-        let key = self.not_before_key(r.user);
         let field = r.audience.unwrap_or(ALL);
-        self.timed(
-            "revoke",
-            self.store.revoke_user(&key, field, before_ms, ttl),
-        )
-        .await?;
+        for fp in self.policy.keyring.fingerprints("user", r.user) {
+            let key = self.not_before_key(&fp);
+            let write = self.store.revoke_user(&key, field, before_ms, ttl);
+            self.timed("revoke", write).await?;
+        }
         if r.audience.is_none()
             && let Some(live) = self.live_key(r.user)
         {

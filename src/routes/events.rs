@@ -113,6 +113,10 @@ impl Subscriber {
             }
             tokio::select! {
                 received = self.live.recv() => match received {
+                    // The reader lost events: so may this subscriber have.
+                    Ok(e) if e.id == EventId::ZERO => {
+                        self.frames.push_back(Bytes::from_static(GAP));
+                    }
                     Ok(e) if e.id > self.last => {
                         self.last = e.id;
                         if may_see(&self.caller, &e) {

@@ -11,7 +11,7 @@
 use super::no_store;
 use super::problem::{ApiError, Code};
 use crate::auth::{AuthError, Authenticator};
-use crate::core::{Door, Outcome, RedeemError, RedeemRequest, TicketCore};
+use crate::core::{Door, Outcome, RedeemError, RedeemRequest, TicketCore, rfc3339_ms};
 use crate::domain::Audience;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -175,11 +175,15 @@ pub(crate) async fn check(
     let mut res = no_store(StatusCode::OK);
     let user = utf8_percent_encode(r.user.as_ref(), USER_ENCODED).to_string();
     let claims = URL_SAFE_NO_PAD.encode(r.claims.as_raw().get());
+    // What a WebSocket server behind the proxy compares with a revocation's
+    // `before`.
+    let issued_at = rfc3339_ms(r.issued_at);
     for (name, value) in [
         ("x-wsticket-user", Some(user.as_str())),
         ("x-wsticket-audience", Some(r.audience.as_ref())),
         ("x-wsticket-origin", r.origin.as_ref().map(AsRef::as_ref)),
         ("x-wsticket-claims", Some(claims.as_str())),
+        ("x-wsticket-issued-at", Some(issued_at.as_str())),
     ] {
         if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
             res.insert_header((HeaderName::from_static(name), value));

@@ -275,6 +275,19 @@ impl TicketStore for MemoryStore {
         })
     }
 
+    async fn mark_revoked(&self, key: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let inner = &mut *self.lock();
+        inner.purge_expired(now);
+        Ok(match inner.map.get_mut(key) {
+            Some(e) if e.expires > now && e.fresh.is_none() && !e.revoked => {
+                e.revoked = true;
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn revoke_user(
         &self,
         key: &str,

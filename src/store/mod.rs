@@ -205,6 +205,10 @@ pub(crate) trait TicketStore {
     /// used or revoked already), and nothing changed.
     fn revoke(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Mark a used ticket revoked: one taken by a redeem that then found
+    /// its user revoked. `Ok(false)`: it was not used (nothing changed).
+    fn mark_revoked(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Raise the not-before time `field` (an audience, or `*` for all) of
     /// the per-user key `key` to `at` (unix ms) unless it is later already;
     /// the key lives at least `ttl` from now.
@@ -382,6 +386,13 @@ impl TicketStore for Store {
         match self {
             Store::Memory(s) => s.revoke(key).await,
             Store::Redis(s) => s.revoke(key).await,
+        }
+    }
+
+    async fn mark_revoked(&self, key: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(s) => s.mark_revoked(key).await,
+            Store::Redis(s) => s.mark_revoked(key).await,
         }
     }
 

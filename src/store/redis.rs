@@ -75,6 +75,17 @@ end
 return 0
 "#;
 
+/// KEYS[1]: the ticket's store key. A used value is marked revoked,
+/// keeping the TTL; returns 1 then, else 0.
+const MARK_REVOKED_SCRIPT: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v and #v >= 1 and string.byte(v, 1) == 0 then
+  redis.call('SET', KEYS[1], '\1' .. string.sub(v, 2), 'KEEPTTL')
+  return 1
+end
+return 0
+"#;
+
 /// KEYS[1]: a user's not-before hash; ARGV: the field (an audience or
 /// `*`), the time (unix ms), the least time to live (ms). Never moves a
 /// time back, never shortens the key's life.
@@ -256,6 +267,7 @@ pub(crate) struct RedisStore {
     throttle: redis::Script,
     hold: redis::Script,
     revoke: redis::Script,
+    mark_revoked: redis::Script,
     revoke_user: redis::Script,
     in_flight: tokio::sync::Semaphore,
 }
@@ -426,6 +438,7 @@ impl RedisStore {
             throttle: redis::Script::new(THROTTLE_SCRIPT),
             hold: redis::Script::new(HOLD_SCRIPT),
             revoke: redis::Script::new(REVOKE_SCRIPT),
+            mark_revoked: redis::Script::new(MARK_REVOKED_SCRIPT),
             revoke_user: redis::Script::new(REVOKE_USER_SCRIPT),
             in_flight: tokio::sync::Semaphore::new(settings.max_in_flight),
         })
@@ -635,6 +648,14 @@ impl TicketStore for RedisStore {
         Ok(revoked == 1)
     }
 
+    async fn mark_revoked(&self, key: &str) -> Result<bool, StoreError> {
+        let invocation = self.mark_revoked.key(key);
+        let marked: u8 = self
+            .with_conn(async |c| invocation.invoke_async(c).await)
+            .await?;
+        Ok(marked == 1)
+    }
+
     async fn revoke_user(
         &self,
         key: &str,
@@ -757,12 +778,22 @@ fn stored_event((id, fields): StreamEntry) -> Option<StoredEvent> {
             _ => {}
         }
     }
-    Some(StoredEvent {
+    let event = StoredEvent {
         id,
         kind: kind?,
         audience,
         data: data?,
-    })
+    };
+    // Written by wsticket, these are one line each; anything else (someone
+    // else's write) could forge frames of the event stream.
+    let one_line = |s: &str| !s.contains(['\r', '\n']);
+    let ok = event
+        .kind
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b == b'_')
+        && one_line(&event.data)
+        && event.audience.as_deref().is_none_or(one_line);
+    ok.then_some(event)
 }
 
 #[cfg(test)]

@@ -49,6 +49,10 @@ async fn every_proxy_shape_redeems_once_and_passes_the_identity() {
     assert_eq!(r.header("x-wsticket-user"), Some("alice%20%C3%A9%2Cx"));
     assert_eq!(r.header("x-wsticket-audience"), Some("chat"));
     assert_eq!(r.header("x-wsticket-origin"), Some(ORIGIN));
+    let issued = humantime::parse_rfc3339(r.header("x-wsticket-issued-at").unwrap()).unwrap();
+    let age = std::time::SystemTime::now().duration_since(issued).unwrap();
+    assert!(age < std::time::Duration::from_secs(10), "{age:?}");
+    assert!(r.header("x-wsticket-issued-at").unwrap().contains('.'));
     let decoded = URL_SAFE_NO_PAD
         .decode(r.header("x-wsticket-claims").unwrap())
         .unwrap();

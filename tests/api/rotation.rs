@@ -43,3 +43,42 @@ async fn a_rotation_drill() {
         .expect(404, Some("ticket_invalid"));
     app.redeem(&new, Some(ORIGIN)).await.expect(200, None);
 }
+
+/// A user revoked during a rotation stays revoked for tickets of either
+/// secret, whichever list the revoking replica had: the revocation is
+/// written under every secret it knows, read under the ticket's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_survive_a_rotation() {
+    let prefix = random_prefix();
+    let k1 = format!("{{ id = \"k1\", secret = \"{SECRET_K1}\" }}");
+    let k2 = format!("{{ id = \"k2\", secret = \"{SECRET_K2}\" }}");
+    let old_replica = spawn_with_secrets(&prefix, &k1).await;
+    let old = old_replica.mint().await;
+    let new_replica = spawn_with_secrets(&prefix, &format!("{k2}, {k1}")).await;
+    let new = new_replica.mint().await;
+    assert!(new.starts_with("wst_k2_"), "{new}");
+    // Revoked on the replica with both secrets: both tickets are dead on
+    // either replica.
+    new_replica
+        .post_json(
+            "/v1/users/revoke",
+            Some(REVOKER),
+            &serde_json::json!({ "user_id": "alice" }),
+        )
+        .await
+        .expect(200, None);
+    old_replica
+        .redeem(&old, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    new_replica
+        .redeem(&new, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    // A ticket of a revoked user is revoked for good: presented again it
+    // is still revoked (404), never a reuse (409).
+    new_replica
+        .redeem(&new, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+}
