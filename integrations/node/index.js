@@ -2,9 +2,12 @@
 //
 // Nothing here logs or reports a ticket, an API key or a URL with its query
 // string. The only output of the module is the `onError` callback (by
-// default one line on console.error), whose messages are written here.
+// default one line on console.error) and a revocation listener's 'error'
+// and 'gap' events (by default one line on console.error / console.warn),
+// whose messages are written here.
 
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 
@@ -15,6 +18,10 @@ import https from 'node:https';
 /** @typedef {import('./index.js').UnauthorizedReason} UnauthorizedReason */
 /** @typedef {import('./index.js').ForbiddenReason} ForbiddenReason */
 /** @typedef {import('./index.js').Authenticator} Authenticator */
+/** @typedef {import('./index.js').ListenerErrorKind} ListenerErrorKind */
+/** @typedef {import('./index.js').RevocationListenerEvents} RevocationListenerEvents */
+/** @typedef {import('./index.js').EventStreamEvent} EventStreamEvent */
+/** @typedef {import('ws').WebSocket} WebSocket */
 /** @typedef {import('node:http').IncomingMessage} IncomingMessage */
 
 /** @type {typeof import('./index.js').CloseCode} */
@@ -46,16 +53,17 @@ const USER_AGENT = 'wsticket-node/0.1.0';
 
 const CLOSE_REASON = /** @type {const} */ ({ 4401: 'unauthorized', 4403: 'forbidden', 4503: 'unavailable' });
 
+/** @template {string} [K=ErrorKind] */
 export class WsticketError extends Error {
   /**
-   * @param {ErrorKind} kind
+   * @param {K} kind
    * @param {string} message
    * @param {{status?: number, problemCode?: string, requestId?: string, cause?: unknown}} [details]
    */
   constructor(kind, message, details = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'WsticketError';
-    /** @type {ErrorKind} */
+    /** @type {K} */
     this.kind = kind;
     /** @type {number | undefined} */
     this.status = details.status;
@@ -223,10 +231,12 @@ export const handleProtocols = createHandleProtocols();
 // The redeem call
 
 /**
+ * The URL of one of wsticket's endpoints, from the base URL of the options.
  * @param {string | URL} url
+ * @param {string} path e.g. '/v1/tickets/redeem'
  * @returns {URL}
  */
-function redeemUrlOf(url) {
+function endpointOf(url, path) {
   /** @type {URL} */
   let base;
   try {
@@ -240,7 +250,7 @@ function redeemUrlOf(url) {
   if (base.username !== '' || base.password !== '' || base.search !== '' || base.hash !== '') {
     throw new TypeError('wsticket-node: options.url must not hold credentials, a query or a fragment');
   }
-  return new URL(base.pathname.replace(/\/+$/, '') + '/v1/tickets/redeem', base);
+  return new URL(base.pathname.replace(/\/+$/, '') + path, base);
 }
 
 /**
@@ -374,7 +384,7 @@ function classify(status, code) {
 /** @type {typeof import('./index.js').createAuthenticator} */
 export const createAuthenticator = (options) => {
   if (!isObject(options)) throw new TypeError('wsticket-node: options are required');
-  const redeemUrl = redeemUrlOf(options.url);
+  const redeemUrl = endpointOf(options.url, '/v1/tickets/redeem');
   const redeemKey = options.redeemKey;
   if (typeof redeemKey !== 'string' || !API_KEY_FORM.test(redeemKey)) {
     // Never repeat the value.
@@ -488,7 +498,7 @@ export const attach = (server, wss, options) => {
     throw new TypeError('wsticket-node: attach() needs a WebSocketServer created with {noServer: true}');
   }
   const authenticator = 'authenticator' in options ? options.authenticator : createAuthenticator(options);
-  const { filter, onRefused } = options;
+  const { filter, onRefused, revocations } = options;
 
   /**
    * @param {IncomingMessage} req
@@ -521,8 +531,16 @@ export const attach = (server, wss, options) => {
     socket.removeListener('error', onSocketError);
     if (socket.destroyed) return; // the client went away during the redeem
 
-    if (!result.ok) {
-      const { code, reason, requestId } = result;
+    /** @type {{code: import('./index.js').CloseCodeValue, reason: import('./index.js').RefusalReason, requestId: string} | undefined} */
+    let refusal;
+    if (!result.ok) refusal = result;
+    // A ticket redeemed just before its user was revoked, whose revocation
+    // the listener saw while the redeem was still under way.
+    else if (revocations !== undefined && revocations.isRevoked(result.identity)) {
+      refusal = { code: 4401, reason: 'revoked', requestId: result.requestId };
+    }
+    if (refusal !== undefined) {
+      const { code, reason, requestId } = refusal;
       if (onRefused !== undefined) {
         try {
           onRefused({ code, reason, requestId }, req);
@@ -533,9 +551,11 @@ export const attach = (server, wss, options) => {
       wss.handleUpgrade(req, socket, head, (ws) => ws.close(code, CLOSE_REASON[code]));
       return;
     }
-    const { identity } = result;
+    const { identity } = /** @type {import('./index.js').AuthSuccess} */ (result);
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.wsticket = identity;
+      // false: revoked in the meantime, and already closing with 4401.
+      if (revocations !== undefined && !revocations.track(ws, identity)) return;
       wss.emit('connection', ws, req, identity);
     });
   };
@@ -555,3 +575,598 @@ export const attach = (server, wss, options) => {
     server.removeListener('upgrade', listener);
   };
 };
+
+// ---------------------------------------------------------------------------
+// The event stream (GET /v1/events) and the revocation listener
+
+// A line, or the data of one event, longer than this is not wsticket's: the
+// connection is dropped (bad_response) and made again.
+const MAX_EVENT_CHARS = 1 << 20;
+// The body of a refusal (a problem answer) read for its `code`.
+const MAX_PROBLEM_BYTES = 64 * 1024;
+// Three heartbeats at wsticket's default events.heartbeat_secs (15).
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = 45_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+// The first reconnection delay until the server sends `retry:`.
+const DEFAULT_RECONNECT_DELAY_MS = 1000;
+const DEFAULT_MAX_RECONNECT_DELAY_MS = 5000;
+// A `retry:` below this is raised to it: no reconnection loop without pause.
+const MIN_SERVER_RETRY_MS = 100;
+// How long a revocation is remembered, for connections whose redeem was
+// under way when it arrived (their redeem answer comes later than the event).
+const RECENT_REVOCATION_MS = 60_000;
+// A revoked client that does not answer the close frame is cut off then.
+const TERMINATE_AFTER_MS = 1000;
+const REVOKED_REASON = 'revoked';
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)$/i;
+// What Node accepts in a header value, minus the Latin-1 range: a Last-Event-ID
+// of other characters is not sent back.
+const HEADER_SAFE = /^[\t\x20-\x7e]{1,1024}$/;
+
+/**
+ * Milliseconds since the epoch of an RFC 3339 time, or NaN.
+ * @param {unknown} value
+ */
+function timeOf(value) {
+  return typeof value === 'string' && RFC3339.test(value) ? Date.parse(value) : NaN;
+}
+
+/**
+ * A streaming parser of the text/event-stream format (the Server-Sent Events
+ * "interpreting an event stream" rules): lines end with CRLF, LF or CR, in
+ * any chunking; `data` lines are joined with "\n"; comments and unknown
+ * fields are ignored; `id` persists from event to event; a block without
+ * data is not an event.
+ */
+export class EventStreamParser {
+  /**
+   * @param {import('./index.js').EventStreamParserOptions} options
+   */
+  constructor(options) {
+    this.onEvent = options.onEvent;
+    this.onRetry = options.onRetry;
+    this.onComment = options.onComment;
+    /** The last event ID string: the latest `id` field seen before a blank line. */
+    this.lastEventId = options.lastEventId ?? '';
+    this.maxChars = options.maxChars ?? MAX_EVENT_CHARS;
+    /** @private */ this.pending = '';
+    /** @private */ this.started = false;
+    /** @private */ this.skipLineFeed = false;
+    /** @private */ this.idBuffer = this.lastEventId;
+    /** @private */ this.type = '';
+    /** @private */ this.data = '';
+    /** @private */ this.hasData = false;
+  }
+
+  /**
+   * Feeds decoded text. Throws a RangeError when a line, or the data of one
+   * event, is over `maxChars`; the parser should then be dropped.
+   * @param {string} chunk
+   */
+  push(chunk) {
+    if (chunk === '') return;
+    if (this.skipLineFeed) {
+      // The previous chunk ended with CR: a LF here belongs to that line end.
+      this.skipLineFeed = false;
+      if (chunk[0] === '\n') chunk = chunk.slice(1);
+    }
+    if (!this.started && chunk !== '') {
+      this.started = true;
+      if (chunk[0] === '\uFEFF') chunk = chunk.slice(1);
+    }
+    const text = this.pending + chunk;
+    const ends = /[\r\n]/g;
+    let start = 0;
+    /** @type {RegExpExecArray | null} */
+    let m;
+    while ((m = ends.exec(text)) !== null) {
+      const end = m.index;
+      if (text[end] === '\r') {
+        if (end + 1 === text.length) this.skipLineFeed = true;
+        else if (text[end + 1] === '\n') ends.lastIndex = end + 2;
+      }
+      const line = text.slice(start, end);
+      start = ends.lastIndex;
+      this.line(line);
+    }
+    this.pending = text.slice(start);
+    if (this.pending.length > this.maxChars) {
+      throw new RangeError(`an event stream line is over ${this.maxChars} characters`);
+    }
+  }
+
+  /**
+   * @private
+   * @param {string} line
+   */
+  line(line) {
+    if (line === '') {
+      this.dispatch();
+      return;
+    }
+    if (line[0] === ':') {
+      this.onComment?.(line.slice(1).replace(/^ /, ''));
+      return;
+    }
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value[0] === ' ') value = value.slice(1);
+    switch (field) {
+      case 'event':
+        this.type = value;
+        break;
+      case 'data':
+        if (this.data.length + value.length > this.maxChars) {
+          throw new RangeError(`the data of an event is over ${this.maxChars} characters`);
+        }
+        this.data = this.hasData ? `${this.data}\n${value}` : value;
+        this.hasData = true;
+        break;
+      case 'id':
+        if (!value.includes('\0')) this.idBuffer = value;
+        break;
+      case 'retry':
+        if (/^\d+$/.test(value)) this.onRetry?.(Number(value));
+        break;
+      default:
+        // Unknown fields are ignored.
+    }
+  }
+
+  /** @private */
+  dispatch() {
+    this.lastEventId = this.idBuffer;
+    const { type, data, hasData } = this;
+    this.type = '';
+    this.data = '';
+    this.hasData = false;
+    if (!hasData) return;
+    this.onEvent({ type: type === '' ? 'message' : type, data, lastEventId: this.lastEventId });
+  }
+}
+
+/**
+ * What a non-200 (or non-event-stream) answer to GET /v1/events means.
+ * @param {number} status
+ * @param {string | undefined} code
+ * @param {string} contentType
+ * @returns {[ListenerErrorKind, string]}
+ */
+function classifyEventsAnswer(status, code, contentType) {
+  const what = `wsticket answered ${status}${code === undefined ? '' : ' ' + code} to GET /v1/events`;
+  if (status === 200) {
+    const type = contentType === '' ? 'no content type' : contentType.slice(0, 64);
+    return ['misconfigured', `wsticket answered GET /v1/events with ${type}, not text/event-stream: is options.url the base URL of wsticket?`];
+  }
+  if (status === 401) return ['misconfigured', `${what}: the API key is unknown to wsticket (check apiKey)`];
+  if (status === 403) {
+    return ['misconfigured', `${what}: the API key lacks the redeem or revoke permission (check the client's "can")`];
+  }
+  if (status === 404) {
+    return ['misconfigured', `${what}: is options.url the base URL of wsticket, and is that wsticket recent enough to serve /v1/events?`];
+  }
+  if (status >= 500) return ['unavailable', what];
+  return ['misconfigured', `${what}: is options.url the base URL of wsticket?`];
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @param {number} fallback
+ * @param {number} max
+ */
+function durationOption(value, name, fallback, max) {
+  const ms = value ?? fallback;
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 1 || ms > max) {
+    throw new TypeError(`wsticket-node: options.${name} must be an integer between 1 and ${max}`);
+  }
+  return ms;
+}
+
+/**
+ * Closes one connection of a revoked user: 4401, then cut off if the client
+ * does not answer the close frame.
+ * @param {WebSocket} ws
+ */
+function closeRevoked(ws) {
+  if (ws.readyState === ws.CLOSED) return;
+  const timer = setTimeout(() => ws.terminate(), TERMINATE_AFTER_MS);
+  timer.unref();
+  ws.once('close', () => clearTimeout(timer));
+  try {
+    ws.close(4401, REVOKED_REASON);
+  } catch {
+    ws.terminate();
+  }
+}
+
+/**
+ * @typedef {{audience: string | null, beforeMs: number, seenAt: number}} Revocation
+ */
+
+/** @extends {EventEmitter<RevocationListenerEvents>} */
+class RevocationListener extends EventEmitter {
+  #url;
+  #authorization;
+  #transport;
+  #agent;
+  #ownAgent;
+  #connectTimeoutMs;
+  #heartbeatTimeoutMs;
+  #delayMs;
+  #maxDelayMs;
+  #closeOnTicketReused;
+  #lastEventId;
+  #connected = false;
+  #closed = false;
+  #failures = 0;
+  // Each connection attempt has its number; callbacks of an older one do nothing.
+  #attempt = 0;
+  /** @type {import('node:http').ClientRequest | undefined} */
+  #request;
+  /** @type {NodeJS.Timeout | undefined} connect deadline, then heartbeat silence */
+  #deadline;
+  /** @type {NodeJS.Immediate | undefined} the first attempt */
+  #start;
+  /** @type {NodeJS.Timeout | undefined} the next attempt */
+  #reconnect;
+  /** @type {Map<string, Map<WebSocket, Identity>>} */
+  #sockets = new Map();
+  /** @type {Map<string, Revocation[]>} */
+  #recent = new Map();
+  /** @type {Array<{userId: string, revocation: Revocation}>} oldest first */
+  #recentOrder = [];
+
+  /** @param {import('./index.js').RevocationListenerOptions} options */
+  constructor(options) {
+    super();
+    if (!isObject(options)) throw new TypeError('wsticket-node: options are required');
+    this.#url = endpointOf(options.url, '/v1/events');
+    if (typeof options.apiKey !== 'string' || !API_KEY_FORM.test(options.apiKey)) {
+      throw new TypeError('wsticket-node: options.apiKey must be a wsticket API key (wsk_...)');
+    }
+    this.#authorization = `Bearer ${options.apiKey}`;
+    this.#connectTimeoutMs = durationOption(options.connectTimeoutMs, 'connectTimeoutMs', DEFAULT_CONNECT_TIMEOUT_MS, 600_000);
+    this.#heartbeatTimeoutMs = durationOption(options.heartbeatTimeoutMs, 'heartbeatTimeoutMs', DEFAULT_HEARTBEAT_TIMEOUT_MS, 3_600_000);
+    this.#delayMs = durationOption(options.reconnectDelayMs, 'reconnectDelayMs', DEFAULT_RECONNECT_DELAY_MS, 600_000);
+    this.#maxDelayMs = durationOption(options.maxReconnectDelayMs, 'maxReconnectDelayMs', Math.max(DEFAULT_MAX_RECONNECT_DELAY_MS, this.#delayMs), 600_000);
+    if (this.#maxDelayMs < this.#delayMs) {
+      throw new TypeError('wsticket-node: options.maxReconnectDelayMs must not be below options.reconnectDelayMs');
+    }
+    const lastEventId = options.lastEventId ?? '';
+    if (typeof lastEventId !== 'string' || (lastEventId !== '' && !HEADER_SAFE.test(lastEventId))) {
+      throw new TypeError('wsticket-node: options.lastEventId must be an event id wsticket sent (printable ASCII)');
+    }
+    this.#lastEventId = lastEventId;
+    this.#closeOnTicketReused = options.closeOnTicketReused ?? false;
+    if (typeof this.#closeOnTicketReused !== 'boolean') {
+      throw new TypeError('wsticket-node: options.closeOnTicketReused must be a boolean');
+    }
+    const expectedProtocol = this.#url.protocol;
+    if (options.agent !== undefined && /** @type {{protocol?: unknown}} */ (options.agent).protocol !== expectedProtocol) {
+      throw new TypeError(`wsticket-node: options.agent must be an ${expectedProtocol === 'https:' ? 'https' : 'http'}.Agent for this url`);
+    }
+    this.#transport = expectedProtocol === 'https:' ? https : http;
+    this.#ownAgent = options.agent === undefined;
+    this.#agent = options.agent ?? new this.#transport.Agent({ keepAlive: false });
+    // After the caller's synchronous code, so that its listeners see the first events.
+    this.#start = setImmediate(() => this.#connect());
+  }
+
+  get connected() {
+    return this.#connected;
+  }
+
+  get lastEventId() {
+    return this.#lastEventId;
+  }
+
+  get tracked() {
+    let n = 0;
+    for (const sockets of this.#sockets.values()) n += sockets.size;
+    return n;
+  }
+
+  /**
+   * @param {WebSocket} ws
+   * @param {Identity} [identity]
+   */
+  track(ws, identity = ws.wsticket) {
+    if (!isObject(identity) || typeof identity.userId !== 'string') {
+      throw new TypeError('wsticket-node: track(ws, identity) needs the identity of the connection (or ws.wsticket)');
+    }
+    if (this.isRevoked(identity)) {
+      closeRevoked(ws);
+      return false;
+    }
+    if (this.#closed || ws.readyState !== ws.OPEN) return true;
+    let sockets = this.#sockets.get(identity.userId);
+    if (sockets === undefined) {
+      sockets = new Map();
+      this.#sockets.set(identity.userId, sockets);
+    }
+    if (!sockets.has(ws)) {
+      ws.once('close', () => this.#untrack(ws, identity.userId));
+    }
+    sockets.set(ws, identity);
+    return true;
+  }
+
+  /** @param {Identity} identity */
+  isRevoked(identity) {
+    this.#forgetOldRevocations(Date.now());
+    const revocations = this.#recent.get(identity.userId);
+    if (revocations === undefined) return false;
+    const issuedMs = timeOf(identity.issuedAt);
+    // An unreadable issuedAt counts as issued before (fail closed).
+    return revocations.some((r) => (r.audience === null || r.audience === identity.audience) && !(issuedMs >= r.beforeMs));
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#attempt += 1;
+    this.#connected = false;
+    clearTimeout(this.#deadline);
+    clearImmediate(this.#start);
+    clearTimeout(this.#reconnect);
+    this.#request?.destroy();
+    this.#request = undefined;
+    if (this.#ownAgent) this.#agent.destroy();
+    this.#sockets.clear();
+    this.#recent.clear();
+    this.#recentOrder = [];
+  }
+
+  /**
+   * @param {WebSocket} ws
+   * @param {string} userId
+   */
+  #untrack(ws, userId) {
+    const sockets = this.#sockets.get(userId);
+    if (sockets === undefined) return;
+    sockets.delete(ws);
+    if (sockets.size === 0) this.#sockets.delete(userId);
+  }
+
+  #connect() {
+    if (this.#closed) return;
+    const attempt = ++this.#attempt;
+    /** @type {Record<string, string>} */
+    const headers = {
+      accept: 'text/event-stream',
+      'cache-control': 'no-store',
+      authorization: this.#authorization,
+      'user-agent': USER_AGENT,
+    };
+    if (HEADER_SAFE.test(this.#lastEventId)) headers['last-event-id'] = this.#lastEventId;
+    /**
+     * @param {ListenerErrorKind} kind
+     * @param {string} message
+     * @param {{status?: number, problemCode?: string, cause?: unknown}} [details]
+     */
+    const fail = (kind, message, details) => this.#fail(attempt, kind, message, details);
+
+    /** @type {import('node:http').ClientRequest} */
+    let req;
+    try {
+      req = this.#transport.request(this.#url, { method: 'GET', agent: this.#agent, headers });
+    } catch (err) {
+      fail('unreachable', 'cannot send GET /v1/events', { cause: err });
+      return;
+    }
+    this.#request = req;
+    this.#deadline = setTimeout(() => fail('timeout', `no answer to GET /v1/events within ${this.#connectTimeoutMs} ms`), this.#connectTimeoutMs);
+    req.on('error', (err) => {
+      const code = isObject(err) && typeof err.code === 'string' ? err.code : 'network error';
+      fail('unreachable', `cannot reach wsticket for GET /v1/events: ${code}`, { cause: err });
+    });
+    req.on('response', (res) => {
+      if (attempt !== this.#attempt) {
+        res.destroy();
+        return;
+      }
+      const status = res.statusCode ?? 0;
+      const contentType = String(res.headers['content-type'] ?? '');
+      if (status !== 200 || !/^text\/event-stream\s*(?:;|$)/i.test(contentType)) {
+        // A refusal: read its problem `code`, within the connect deadline.
+        /** @type {Buffer[]} */
+        const chunks = [];
+        let size = 0;
+        const settle = () => {
+          const json = parseJson(Buffer.concat(chunks).toString('utf8'));
+          const problemCode = isObject(json) && typeof json.code === 'string' ? json.code.slice(0, 64) : undefined;
+          const [kind, message] = classifyEventsAnswer(status, problemCode, contentType);
+          fail(kind, message, { status, problemCode });
+        };
+        res.on('data', (/** @type {Buffer} */ chunk) => {
+          size += chunk.length;
+          if (size > MAX_PROBLEM_BYTES) settle();
+          else chunks.push(chunk);
+        });
+        res.on('end', settle);
+        res.on('error', settle);
+        res.on('close', settle);
+        return;
+      }
+
+      const parser = new EventStreamParser({
+        lastEventId: this.#lastEventId,
+        onEvent: (event) => {
+          if (attempt !== this.#attempt) return;
+          this.#lastEventId = event.lastEventId;
+          this.#onEvent(event);
+        },
+        onRetry: (ms) => { this.#delayMs = Math.max(MIN_SERVER_RETRY_MS, ms); },
+      });
+      clearTimeout(this.#deadline);
+      // Any byte (an event, a heartbeat comment) proves the stream alive.
+      this.#deadline = setTimeout(
+        () => fail('heartbeat_timeout', `nothing received on the event stream for ${this.#heartbeatTimeoutMs} ms`),
+        this.#heartbeatTimeoutMs,
+      );
+      this.#connected = true;
+      this.#failures = 0;
+      res.setEncoding('utf8');
+      res.on('data', (/** @type {string} */ chunk) => {
+        if (attempt !== this.#attempt) return;
+        this.#deadline?.refresh();
+        try {
+          parser.push(chunk);
+        } catch (err) {
+          fail('bad_response', err instanceof Error ? err.message : 'unreadable event stream');
+          return;
+        }
+        // An `id` without data moves the position too.
+        if (attempt === this.#attempt) this.#lastEventId = parser.lastEventId;
+      });
+      res.on('end', () => fail('stream_ended', 'wsticket ended the event stream'));
+      res.on('error', (err) => fail('stream_ended', 'the event stream was cut', { cause: err }));
+      res.on('close', () => fail('stream_ended', 'the event stream was cut'));
+      this.#emitSafely('connect');
+    });
+    req.end();
+  }
+
+  /**
+   * Ends the attempt `attempt` (if it is still the current one) and
+   * schedules the next.
+   * @param {number} attempt
+   * @param {ListenerErrorKind} kind
+   * @param {string} message
+   * @param {{status?: number, problemCode?: string, cause?: unknown}} [details]
+   */
+  #fail(attempt, kind, message, details = {}) {
+    if (attempt !== this.#attempt || this.#closed) return;
+    this.#attempt += 1;
+    clearTimeout(this.#deadline);
+    this.#request?.destroy();
+    this.#request = undefined;
+    this.#connected = false;
+    this.#failures += 1;
+    const ceiling = Math.min(this.#maxDelayMs, this.#delayMs * 2 ** Math.min(this.#failures - 1, 30));
+    // Between half and all of it, so that many listeners do not reconnect in step.
+    const delay = Math.max(1, Math.round(ceiling * (0.5 + Math.random() / 2)));
+    this.#reconnect = setTimeout(() => this.#connect(), delay);
+    this.#report(new WsticketError(kind, `${message}; reconnecting in ${delay} ms`, details));
+  }
+
+  /** @param {WsticketError<ListenerErrorKind>} err */
+  #report(err) {
+    if (this.listenerCount('error') > 0) {
+      this.#emitSafely('error', err);
+    } else {
+      console.error(`wsticket-node: revocation listener: ${err.kind}: ${err.message}`);
+    }
+  }
+
+  /**
+   * Emits, and throws a listener's exception again outside of the stream
+   * handling, which goes on (as in Node, it is then an uncaught exception).
+   * @param {keyof RevocationListenerEvents} name
+   * @param {...unknown} args
+   */
+  #emitSafely(name, ...args) {
+    try {
+      /** @type {EventEmitter} */ (this).emit(name, ...args);
+    } catch (err) {
+      process.nextTick(() => { throw err; });
+    }
+  }
+
+  /** @param {string} what */
+  #badEvent(what) {
+    this.#report(new WsticketError('bad_event', `wsticket sent ${what}; it is ignored`));
+  }
+
+  /** @param {EventStreamEvent} event */
+  #onEvent(event) {
+    const { type, lastEventId } = event;
+    if (type !== 'user_revoked' && type !== 'ticket_reused' && type !== 'gap') return; // newer event types
+    const json = parseJson(event.data);
+    if (!isObject(json)) {
+      this.#badEvent(`a ${type} event whose data is not a JSON object`);
+      return;
+    }
+    if (type === 'gap') {
+      const detail = typeof json.detail === 'string' ? json.detail : 'events may have been missed';
+      if (this.listenerCount('gap') > 0) this.#emitSafely('gap', { detail, lastEventId });
+      else console.warn(`wsticket-node: revocation listener: gap: ${detail}`);
+      return;
+    }
+    const { user_id: userId, audience } = json;
+    if (typeof userId !== 'string' || userId === '' || (audience !== null && typeof audience !== 'string')) {
+      this.#badEvent(`a ${type} event without a user_id and audience`);
+      return;
+    }
+    if (type === 'ticket_reused') {
+      const closed = this.#closeOnTicketReused ? this.#closeMatching(userId, audience, Infinity) : 0;
+      this.#emitSafely('ticket_reused', { userId, audience, lastEventId, closed });
+      return;
+    }
+    const { before, reason } = json;
+    const beforeMs = timeOf(before);
+    if (Number.isNaN(beforeMs) || typeof before !== 'string' || typeof reason !== 'string') {
+      this.#badEvent('a user_revoked event without an RFC 3339 `before` and a `reason`');
+      return;
+    }
+    this.#remember(userId, { audience, beforeMs, seenAt: Date.now() });
+    const closed = this.#closeMatching(userId, audience, beforeMs);
+    this.#emitSafely('user_revoked', { userId, audience, before, reason, lastEventId, closed });
+  }
+
+  /**
+   * Closes the tracked connections of `userId` in `audience` (null: all)
+   * whose ticket was issued before `beforeMs`. Returns how many.
+   * @param {string} userId
+   * @param {string | null} audience
+   * @param {number} beforeMs
+   */
+  #closeMatching(userId, audience, beforeMs) {
+    const sockets = this.#sockets.get(userId);
+    if (sockets === undefined) return 0;
+    let closed = 0;
+    for (const [ws, identity] of sockets) {
+      if (audience !== null && identity.audience !== audience) continue;
+      // A ticket minted after the revocation stays; an unreadable issuedAt does not.
+      if (timeOf(identity.issuedAt) >= beforeMs) continue;
+      sockets.delete(ws);
+      closeRevoked(ws);
+      closed += 1;
+    }
+    if (sockets.size === 0) this.#sockets.delete(userId);
+    return closed;
+  }
+
+  /**
+   * @param {string} userId
+   * @param {Revocation} revocation
+   */
+  #remember(userId, revocation) {
+    this.#forgetOldRevocations(revocation.seenAt);
+    const list = this.#recent.get(userId);
+    if (list === undefined) this.#recent.set(userId, [revocation]);
+    else list.push(revocation);
+    this.#recentOrder.push({ userId, revocation });
+  }
+
+  /** @param {number} now */
+  #forgetOldRevocations(now) {
+    let n = 0;
+    while (n < this.#recentOrder.length && now - this.#recentOrder[n].revocation.seenAt > RECENT_REVOCATION_MS) {
+      const { userId, revocation } = this.#recentOrder[n];
+      const list = this.#recent.get(userId);
+      if (list !== undefined) {
+        const kept = list.filter((r) => r !== revocation);
+        if (kept.length === 0) this.#recent.delete(userId);
+        else this.#recent.set(userId, kept);
+      }
+      n += 1;
+    }
+    if (n > 0) this.#recentOrder.splice(0, n);
+  }
+}
+
+/** @type {typeof import('./index.js').createRevocationListener} */
+export const createRevocationListener = (options) => new RevocationListener(options);

@@ -339,3 +339,249 @@ export function connect(url, options = {}) {
 export function withTicket(wsUrl, ticket, path = '/ws') {
   return `${wsUrl}${path}?ticket=${encodeURIComponent(ticket)}`;
 }
+
+// ---------------------------------------------------------------------------
+// Revocation: the event stream, long-lived connections, Redis
+
+/**
+ * The next `name` event of `emitter` (its first argument), or a rejection
+ * after `timeoutMs`. Unlike events.once, an 'error' event in between does
+ * not reject it.
+ * @param {import('node:events').EventEmitter} emitter
+ * @param {string} name
+ * @param {number} [timeoutMs]
+ * @returns {Promise<any>}
+ */
+export function nextEvent(emitter, name, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const on = (/** @type {unknown} */ value) => {
+      clearTimeout(timer);
+      resolve(value);
+    };
+    const timer = setTimeout(() => {
+      emitter.removeListener(name, on);
+      reject(new Error(`no '${name}' event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    emitter.once(name, on);
+  });
+}
+
+/**
+ * Waits until `condition()` is true, checking on every turn of the event
+ * loop's timers (every 5 ms), or rejects after `timeoutMs`.
+ * @param {() => boolean} condition
+ * @param {string} what
+ * @param {number} [timeoutMs]
+ */
+export async function until(condition, what, timeoutMs = 5000) {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * @typedef {object} Closed how an open connection ended
+ * @property {number} code
+ * @property {string} reason
+ * @property {number} at performance.now() when the client saw it
+ */
+
+/**
+ * @typedef {object} OpenSocket a client connection the app accepted, left open
+ * @property {WebSocket} ws
+ * @property {any} hello the app's first message, parsed
+ * @property {Promise<Closed>} closed
+ * @property {() => Closed | undefined} closedNow
+ */
+
+/**
+ * Opens a WebSocket and waits for the app's first message (a JSON hello);
+ * rejects when the connection closes or fails first.
+ * @param {string} url
+ * @param {{origin?: string}} [options]
+ * @returns {Promise<OpenSocket>}
+ */
+export function openSocket(url, options = {}) {
+  const ws = new WebSocket(url, { origin: options.origin ?? ORIGIN, handshakeTimeout: 10_000 });
+  /** @type {Closed | undefined} */
+  let closedNow;
+  /** @type {Promise<Closed>} */
+  const closed = new Promise((resolve) => {
+    ws.on('close', (code, reason) => {
+      closedNow = { code, reason: reason.toString(), at: performance.now() };
+      resolve(closedNow);
+    });
+  });
+  return new Promise((resolve, reject) => {
+    ws.on('error', (err) => reject(err));
+    ws.on('unexpected-response', (_req, res) => {
+      res.resume();
+      ws.terminate();
+      reject(new Error(`handshake refused with HTTP ${res.statusCode}`));
+    });
+    ws.once('message', (data) => resolve({ ws, hello: JSON.parse(String(data)), closed, closedNow: () => closedNow }));
+    closed.then((c) => reject(new Error(`closed with ${c.code} ${c.reason} before the app's hello`)));
+  });
+}
+
+/**
+ * True when the server still holds the connection open: a ping is answered
+ * with a pong and no close frame came before it (frames keep their order,
+ * so a close the server sent earlier arrives before the pong).
+ * @param {WebSocket} ws
+ * @param {number} [timeoutMs]
+ * @returns {Promise<boolean>}
+ */
+export function stillOpen(ws, timeoutMs = 5000) {
+  if (ws.readyState !== WebSocket.OPEN) return Promise.resolve(false);
+  return new Promise((resolve, reject) => {
+    const done = (/** @type {boolean} */ open) => {
+      clearTimeout(timer);
+      ws.removeListener('pong', onPong);
+      ws.removeListener('close', onClose);
+      resolve(open);
+    };
+    const onPong = () => done(ws.readyState === WebSocket.OPEN);
+    const onClose = () => done(false);
+    const timer = setTimeout(() => reject(new Error(`no pong within ${timeoutMs} ms`)), timeoutMs);
+    ws.on('pong', onPong);
+    ws.on('close', onClose);
+    ws.ping();
+  });
+}
+
+/**
+ * @typedef {object} StreamConnection one GET to the fake event stream
+ * @property {string | undefined} url
+ * @property {http.IncomingHttpHeaders} headers
+ * @property {number} at performance.now() when it arrived
+ * @property {(text: string | Buffer) => Promise<void>} send writes, and waits until it is flushed
+ * @property {() => void} end ends the response
+ * @property {() => void} destroy cuts the connection
+ * @property {Promise<void>} gone resolves when the client went away
+ */
+
+/**
+ * A fake wsticket event stream on a free loopback port. By default each
+ * request is answered 200 text/event-stream (headers flushed) and left open
+ * for the test to write to; `respond` may answer otherwise (it is given the
+ * connection's index and the response) and returns true when it did.
+ * @param {{respond?: (index: number, res: http.ServerResponse) => boolean}} [options]
+ */
+export async function fakeEventStream(options = {}) {
+  /** @type {StreamConnection[]} */
+  const connections = [];
+  /** @type {Array<() => void>} */
+  const waiters = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    const index = connections.length;
+    /** @type {StreamConnection} */
+    const connection = {
+      url: req.url,
+      headers: req.headers,
+      at: performance.now(),
+      send: (text) => new Promise((resolve, reject) => res.write(text, (err) => (err ? reject(err) : resolve(undefined)))),
+      end: () => res.end(),
+      destroy: () => res.destroy(),
+      gone: new Promise((resolve) => res.on('close', () => resolve(undefined))),
+    };
+    connections.push(connection);
+    for (const wake of waiters.splice(0)) wake();
+    if (options.respond?.(index, res)) return;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+    res.flushHeaders();
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  const { port } = /** @type {net.AddressInfo} */ (server.address());
+  return {
+    url: `http://127.0.0.1:${port}`,
+    connections,
+    /**
+     * The index-th connection (0-based), once it arrived.
+     * @param {number} index
+     * @param {number} [timeoutMs]
+     * @returns {Promise<StreamConnection>}
+     */
+    async connection(index, timeoutMs = 5000) {
+      const deadline = performance.now() + timeoutMs;
+      while (connections.length <= index) {
+        const left = deadline - performance.now();
+        if (left <= 0) throw new Error(`connection ${index} to the fake event stream did not come within ${timeoutMs} ms (${connections.length} came)`);
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, left);
+          waiters.push(() => { clearTimeout(timer); resolve(undefined); });
+        });
+      }
+      return connections[index];
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(() => resolve(undefined)));
+    },
+  };
+}
+
+/**
+ * POST /v1/users/revoke.
+ * @param {string} wsticketUrl
+ * @param {string} key an API key whose client can revoke
+ * @param {{user_id: string, audience?: string}} body
+ * @returns {Promise<{revoked_before: string}>}
+ */
+export async function revokeUser(wsticketUrl, key, body) {
+  const res = await fetch(`${wsticketUrl}/v1/users/revoke`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`revoke: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** The redis-server binary: $REDIS_SERVER_BIN, else redis-server on the PATH. */
+export const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN || 'redis-server';
+
+/**
+ * Starts a throw-away redis-server on a free loopback port, without
+ * persistence.
+ * @returns {Promise<{url: string, stop: () => Promise<void>}>}
+ */
+export async function startRedis() {
+  const port = await closedPort();
+  const child = spawn(REDIS_SERVER_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  let log = '';
+  const exit = new Promise((resolve) => child.on('exit', () => resolve(undefined)));
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server was not ready in 10 s:\n${log}`)), 10_000);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${REDIS_SERVER_BIN} (install Redis, or set REDIS_SERVER_BIN): ${err.message}`));
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`redis-server exited (${code}):\n${log}`)); });
+    const onData = (/** @type {Buffer} */ chunk) => {
+      log += chunk.toString();
+      if (log.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve(undefined);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      process.removeListener('exit', killOnExit);
+      child.kill('SIGKILL');
+      await exit;
+    },
+  };
+}

@@ -9,13 +9,18 @@ import {
   CloseCode,
   createAuthenticator,
   createHandleProtocols,
+  createRevocationListener,
+  EventStreamParser,
   handleProtocols,
   SUBPROTOCOL,
   SUBPROTOCOL_PREFIX,
   WsticketError,
   type AuthResult,
   type Identity,
+  type ListenerErrorKind,
   type Refusal,
+  type RevocationListener,
+  type UserRevokedEvent,
 } from 'wsticket-node';
 
 const server = http.createServer();
@@ -94,3 +99,33 @@ wss.on('connection', (ws: WebSocket, req: http.IncomingMessage, identity: Identi
   console.log(same, identity.userId, req.url);
 });
 wss.once('connection', (ws, req) => { ws.close(1000, String(req.url)); });
+
+// The revocation listener: opt-in, shared by attach() through `revocations`.
+const revocations: RevocationListener = createRevocationListener({
+  url: 'http://127.0.0.1:8080',
+  apiKey: 'wsk_example',
+  heartbeatTimeoutMs: 45_000,
+  maxReconnectDelayMs: 5000,
+});
+attach(server, wss, { url: 'http://127.0.0.1:8080', redeemKey: 'wsk_example', revocations });
+revocations.on('user_revoked', (e: UserRevokedEvent) => {
+  const audience: string | null = e.audience;
+  console.log(e.userId, audience, e.before, e.reason, e.closed, e.lastEventId);
+});
+revocations.on('ticket_reused', (e) => console.warn('possible ticket leak', e.userId, e.audience));
+revocations.on('gap', (e) => console.warn(e.detail));
+revocations.on('error', (err) => {
+  const kind: ListenerErrorKind = err.kind;
+  console.error(kind, err.status, err.message);
+});
+revocations.on('connect', () => console.log('subscribed', revocations.connected, revocations.lastEventId));
+wss.on('connection', (ws: WebSocket) => {
+  // For connections accepted without attach():
+  const tracked: boolean = revocations.track(ws, ws.wsticket);
+  void tracked;
+});
+// @ts-expect-error: not an event of the listener
+revocations.on('user_revoke', () => {});
+revocations.close();
+
+new EventStreamParser({ onEvent: (e) => console.log(e.type, e.data, e.lastEventId), onRetry: (ms: number) => void ms }).push('data: x\n\n');
