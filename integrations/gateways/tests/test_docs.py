@@ -1,9 +1,11 @@
 """docs/gateways.md shows the very files these tests run nginx and Caddy
-with, and its other configurations are at least well-formed YAML."""
+with, its other configurations are at least well-formed YAML, and every
+configuration passes the identity headers on."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import yaml
@@ -11,6 +13,15 @@ import yaml
 from .harness import CADDYFILE, NGINX_TEMPLATE, REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "gateways.md"
+
+# Every header of the check's 200 that the app gets (lowercase).
+IDENTITY = {
+    "x-wsticket-user",
+    "x-wsticket-audience",
+    "x-wsticket-origin",
+    "x-wsticket-claims",
+    "x-wsticket-issued-at",
+}
 
 # A marker line, then a fenced block: the block must be the file, byte for byte.
 TESTED = re.compile(r"<!-- tested: (?P<path>\S+) -->\n```[a-z]*\n(?P<body>.*?)```\n", re.DOTALL)
@@ -66,12 +77,7 @@ def test_the_untested_configurations_say_what_the_tested_ones_do() -> None:
     assert [h["key"] for h in added] == ["x-wsticket-gateway-key"]
     upstream = authz["http_service"]["authorization_response"]["allowed_upstream_headers"]
     identity = {p["exact"] for p in upstream["patterns"]}
-    assert identity == {
-        "x-wsticket-user",
-        "x-wsticket-audience",
-        "x-wsticket-origin",
-        "x-wsticket-claims",
-    }
+    assert identity == IDENTITY
     removed = {m["remove"] for m in filters[0]["typed_config"]["mutations"]["request_mutations"]}
     assert identity <= removed
 
@@ -88,3 +94,39 @@ def test_the_untested_configurations_say_what_the_tested_ones_do() -> None:
         "$request_uri",
     ]:
         assert never not in shown, never
+
+
+def documents_of_kind(kind: str) -> list[dict[str, Any]]:
+    found = []
+    for block in yaml_blocks():
+        for document in yaml.safe_load_all(block):
+            if isinstance(document, dict) and document.get("kind") == kind:
+                found.append(document)
+    assert found, f"docs/gateways.md shows no {kind}"
+    return found
+
+
+def test_the_untested_configurations_pass_on_every_identity_header() -> None:
+    """Traefik, Envoy Gateway and ingress-nginx copy every identity header
+    of the answer onto the request, and remove the client's own first."""
+    # Traefik: authResponseHeaders removes the client's and copies wsticket's.
+    (check,) = [
+        m["spec"]["forwardAuth"]
+        for m in documents_of_kind("Middleware")
+        if "forwardAuth" in m["spec"]
+    ]
+    assert {h.lower() for h in check["authResponseHeaders"]} == IDENTITY
+    assert check["authResponseHeadersRegex"] == "(?i)^x[-_.]wsticket[-_.]"
+
+    # Envoy Gateway: copied from the answer, and the client's removed before
+    # any filter.
+    (policy,) = documents_of_kind("SecurityPolicy")
+    assert set(policy["spec"]["extAuth"]["http"]["headersToBackend"]) == IDENTITY
+    (listener,) = documents_of_kind("ClientTrafficPolicy")
+    early = listener["spec"]["headers"]["earlyRequestHeaders"]
+    assert {h.lower() for h in early["remove"]} >= IDENTITY
+
+    # ingress-nginx: auth-response-headers replaces the client's.
+    (ingress,) = documents_of_kind("Ingress")
+    names = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-response-headers"]
+    assert {h.strip().lower() for h in names.split(",")} == IDENTITY

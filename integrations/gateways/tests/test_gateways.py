@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,20 @@ def values(seen: dict[str, Any], name: str) -> list[str]:
     return [v for k, v in seen["headers"] if k == name]
 
 
+# X-Wsticket-Issued-At: RFC 3339, UTC, with milliseconds.
+ISSUED_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def assert_issued_at(values: list[str], after: datetime) -> None:
+    """One X-Wsticket-Issued-At, in the form of a revocation's `before`, for a
+    ticket minted after ``after`` (wsticket runs on this machine's clock)."""
+    (value,) = values
+    assert ISSUED_AT.fullmatch(value), value
+    issued = datetime.fromisoformat(value)
+    # The value is cut to the millisecond, hence the slack.
+    assert after - timedelta(seconds=1) <= issued <= datetime.now(UTC), value
+
+
 def wsticket_like(seen: dict[str, Any]) -> dict[str, list[str]]:
     """Every header the app got whose name reads as X-Wsticket-* to an app
     server that takes "_" and "." for "-"."""
@@ -106,6 +122,7 @@ def assert_reached_once(app: EchoApp, tag: str, gateway: Proxy, wsticket: Wstick
 def test_a_ticket_in_the_query_connects_and_the_app_learns_the_identity(
     gateway: Proxy, wsticket: Wsticket, app: EchoApp
 ) -> None:
+    before_mint = datetime.now(UTC)
     ticket = wsticket.mint("alice é,x", claims={"room": "42"})
     tag = new_tag()
     with opened(gateway, f"/ws/{tag}?room=1&ticket={ticket}&x=2") as ws:
@@ -119,6 +136,7 @@ def test_a_ticket_in_the_query_connects_and_the_app_learns_the_identity(
     assert json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4))) == {
         "room": "42"
     }
+    assert_issued_at(values(seen, "x-wsticket-issued-at"), before_mint)
     # The ticket went no further than the check; the rest of the query did.
     assert seen["path"].startswith(f"/ws/{tag}?")
     assert ticket not in json.dumps(seen)
@@ -225,6 +243,9 @@ FORGED = [
     ("X-Wsticket-Audience", "admin"),
     ("X-Wsticket-Origin", "https://evil.example"),
     ("X-Wsticket-Claims", base64.urlsafe_b64encode(b'{"admin":true}').decode().rstrip("=")),
+    # After any revocation's `before`: the connection would never be closed.
+    ("X-Wsticket-Issued-At", "2999-01-01T00:00:00.000Z"),
+    ("X_Wsticket_Issued_At", "2999-01-01T00:00:00.000Z"),
     ("X_Wsticket_User", "mallory"),
     ("X.Wsticket.User", "mallory"),
     ("x-wsticket-user", "mallory2"),
@@ -235,6 +256,7 @@ FORGED = [
 def test_identity_headers_from_the_client_never_reach_the_app(
     gateway: Proxy, wsticket: Wsticket, app: EchoApp
 ) -> None:
+    before_mint = datetime.now(UTC)
     ticket = wsticket.mint()
     with opened(gateway, f"/ws/{new_tag()}?ticket={ticket}", headers=FORGED) as ws:
         seen = report(ws)
@@ -243,10 +265,12 @@ def test_identity_headers_from_the_client_never_reach_the_app(
     assert got.pop("x-wsticket-audience") == [AUDIENCE]
     assert got.pop("x-wsticket-origin") == [ORIGIN]
     assert got.pop("x-wsticket-claims") == ["e30"]
+    assert_issued_at(got.pop("x-wsticket-issued-at"), before_mint)
     assert got == {}, seen["headers"]
 
     # An origin-less ticket: wsticket sends no X-Wsticket-Origin, and the
     # client's does not take its place.
+    before_mint = datetime.now(UTC)
     ticket = wsticket.mint("bob", origin=None)
     with opened(gateway, f"/ws/{new_tag()}?ticket={ticket}", origin=None, headers=FORGED) as ws:
         seen = report(ws)
@@ -254,6 +278,7 @@ def test_identity_headers_from_the_client_never_reach_the_app(
     assert got.pop("x-wsticket-user") == ["bob"]
     assert got.pop("x-wsticket-audience") == [AUDIENCE]
     assert got.pop("x-wsticket-claims") == ["e30"]
+    assert_issued_at(got.pop("x-wsticket-issued-at"), before_mint)
     assert got.pop("x-wsticket-origin", [""]) == [""], seen["headers"]
     assert got == {}, seen["headers"]
 
