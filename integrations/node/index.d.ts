@@ -46,6 +46,7 @@ export type UnauthorizedReason =
 export type ForbiddenReason =
   | 'origin_mismatch' // wsticket: 403
   | 'audience_mismatch' // wsticket: 403
+  | 'ip_mismatch' // wsticket: 403, a ticket bound to another client address
   | 'audience_not_accepted'; // redeemed, but not one of the `audience` option's
 /** Why an upgrade closes with 4503; the same value as the reported error's `kind`. */
 export type ErrorKind =
@@ -106,6 +107,14 @@ export interface AuthenticatorOptions {
   agent?: HttpAgent | HttpsAgent;
   /** Called for every 4503 (never with a ticket or key). Default: one line on console.error. */
   onError?: (error: WsticketError) => void;
+  /**
+   * The client's address as this server sees it, sent with each redeem as
+   * `client_ip` for tickets bound to an address (`bind_ip`); unbound tickets
+   * ignore it. Default: the socket's peer address. Behind your own proxy,
+   * return the client's address from its header instead. A bound ticket
+   * redeemed with another address closes with 4403 `ip_mismatch`.
+   */
+  clientIp?: (req: IncomingMessage) => string | undefined;
 }
 
 export interface Authenticator {

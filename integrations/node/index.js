@@ -370,6 +370,7 @@ function classify(status, code) {
   if (status === 409 && code === 'ticket_reused') return { code: 4401, reason: 'ticket_reused' };
   if (status === 403 && code === 'origin_mismatch') return { code: 4403, reason: 'origin_mismatch' };
   if (status === 403 && code === 'audience_mismatch') return { code: 4403, reason: 'audience_mismatch' };
+  if (status === 403 && code === 'ip_mismatch') return { code: 4403, reason: 'ip_mismatch' };
   const what = `wsticket answered ${status}${code === undefined ? '' : ' ' + code} to a redeem`;
   if (status === 401) {
     return { code: 4503, kind: 'misconfigured', message: `${what}: the redeem key is unknown to wsticket (check redeemKey)` };
@@ -400,6 +401,11 @@ export const createAuthenticator = (options) => {
   const onError = options.onError ?? ((/** @type {WsticketError} */ err) => {
     console.error(`wsticket-node: ${err.kind}: ${err.message} (request id ${err.requestId})`);
   });
+  if (options.clientIp !== undefined && typeof options.clientIp !== 'function') {
+    throw new TypeError('wsticket-node: options.clientIp must be a function of the upgrade request');
+  }
+  /** @type {(req: import('node:http').IncomingMessage) => string | undefined} */
+  const clientIpOf = options.clientIp ?? ((req) => req.socket.remoteAddress);
   const expectedProtocol = redeemUrl.protocol;
   if (options.agent !== undefined && /** @type {{protocol?: unknown}} */ (options.agent).protocol !== expectedProtocol) {
     throw new TypeError(`wsticket-node: options.agent must be an ${expectedProtocol === 'https:' ? 'https' : 'http'}.Agent for this url`);
@@ -439,7 +445,16 @@ export const createAuthenticator = (options) => {
       return { ok: false, code: 4403, reason: 'origin_mismatch', requestId };
     }
 
-    const body = JSON.stringify({ ticket, origin });
+    // For tickets bound to the client's address; unbound ones ignore it.
+    let clientIp;
+    try {
+      clientIp = clientIpOf(req);
+    } catch {
+      clientIp = undefined;
+    }
+    const body = JSON.stringify(typeof clientIp === 'string' && clientIp !== ''
+      ? { ticket, origin, client_ip: clientIp }
+      : { ticket, origin });
     const answer = await post(redeemUrl, agent, {
       'content-type': 'application/json',
       'content-length': String(Buffer.byteLength(body)),

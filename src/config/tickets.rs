@@ -26,6 +26,7 @@ pub(super) struct RawTickets {
     max_claims_bytes: Option<usize>,
     allow_originless: Option<bool>,
     on_reuse: Option<String>,
+    bind_ip: Option<bool>,
     secrets: Option<Vec<RawSecret>>,
 }
 
@@ -173,6 +174,7 @@ pub(super) fn parse(
         allow_originless: raw.allow_originless.unwrap_or(false),
         keyring,
         on_reuse,
+        bind_ip: raw.bind_ip.unwrap_or(false),
     };
     Ok((policy, source))
 }

@@ -26,6 +26,11 @@ pub(crate) struct MintRequest<'a> {
     /// The address the request came from (behind trusted proxies, the
     /// client's), for the per-address limit.
     pub(crate) client_ip: Option<IpAddr>,
+    /// Bind the ticket to the client's address? `None`: `tickets.bind_ip`.
+    pub(crate) bind_ip: Option<bool>,
+    /// The user's address as an API-key caller (a backend) saw it, to bind
+    /// the ticket to.
+    pub(crate) user_ip: Option<String>,
 }
 
 pub(crate) struct Minted {
@@ -74,6 +79,17 @@ struct Subject {
     user: UserId,
     origin: Option<Origin>,
     claims: Claims,
+    /// The address it is bound to, canonical.
+    ip: Option<String>,
+}
+
+/// An address as sealed into a ticket: parsed, and IPv4-mapped IPv6 as IPv4,
+/// so that the two spellings of one address compare equal at redeem.
+fn canonical_ip(raw: &str) -> Result<String, MintError> {
+    raw.trim()
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_canonical().to_string())
+        .map_err(|_| MintError::Invalid("client_ip is not an IPv4 or IPv6 address".into()))
 }
 
 impl TicketCore {
@@ -151,6 +167,7 @@ impl TicketCore {
                 iat: unix_ms(now),
                 exp: unix_ms(expires_at),
                 live: live.as_deref(),
+                ip: subject.ip.as_deref(),
                 minted_by: match caller {
                     Caller::Client(c) => Some(c.name.as_str()),
                     Caller::Frontend(_) => None,
@@ -211,10 +228,27 @@ impl TicketCore {
                     None => return Err(invalid("missing field `origin`")),
                 };
                 let claims = request.claims.take().unwrap_or_else(Claims::empty);
+                let ip = match (
+                    request.bind_ip.unwrap_or(policy.bind_ip),
+                    request.user_ip.take(),
+                ) {
+                    (true, Some(raw)) => Some(canonical_ip(&raw)?),
+                    (true, None) => {
+                        return Err(invalid(
+                            "client_ip is required to bind a ticket (bind_ip, or tickets.bind_ip): \
+                             the user's address as your backend saw it",
+                        ));
+                    }
+                    (false, Some(_)) => {
+                        return Err(invalid("client_ip is only accepted with bind_ip"));
+                    }
+                    (false, None) => None,
+                };
                 Ok(Subject {
                     user,
                     origin,
                     claims,
+                    ip,
                 })
             }
             Caller::Frontend(f) => {
@@ -237,10 +271,31 @@ impl TicketCore {
                 {
                     return Err(invalid("origin must equal the Origin header"));
                 }
+                if request.user_ip.is_some() {
+                    return Err(invalid(
+                        "client_ip is not accepted from browser callers: the address is the request's",
+                    ));
+                }
+                // A page may ask for a binding, never turn off the policy's.
+                let ip = match request.bind_ip {
+                    Some(false) if policy.bind_ip => {
+                        return Err(invalid(
+                            "bind_ip cannot be turned off by browser callers (tickets.bind_ip)",
+                        ));
+                    }
+                    Some(true) => true,
+                    _ => policy.bind_ip,
+                };
+                let ip = match (ip, request.client_ip) {
+                    (true, Some(addr)) => Some(addr.to_canonical().to_string()),
+                    (true, None) => return Err(MintError::Internal),
+                    (false, _) => None,
+                };
                 Ok(Subject {
                     user: f.identity.user.clone(),
                     origin: Some(origin),
                     claims: Claims::from_map(&f.identity.claims),
+                    ip,
                 })
             }
         }

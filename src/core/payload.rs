@@ -31,6 +31,10 @@ pub(super) struct Sealing<'a> {
     /// which may revoke it.
     #[serde(rename = "m", skip_serializing_if = "Option::is_none")]
     pub(super) minted_by: Option<&'a str>,
+    /// The client address the ticket is bound to (canonical: IPv4-mapped
+    /// IPv6 addresses as IPv4), if it is.
+    #[serde(rename = "ip", skip_serializing_if = "Option::is_none")]
+    pub(super) ip: Option<&'a str>,
 }
 
 /// Read at redeem.
@@ -50,6 +54,8 @@ pub(super) struct Opened {
     pub(super) live: Option<String>,
     #[serde(rename = "m", default)]
     pub(super) minted_by: Option<String>,
+    #[serde(rename = "ip", default)]
+    pub(super) ip: Option<String>,
 }
 
 /// The used record: what is kept once a ticket is redeemed, to name the

@@ -20,6 +20,9 @@ pub(crate) struct TicketPolicy {
     pub(crate) allow_originless: bool,
     pub(crate) keyring: Keyring,
     pub(crate) on_reuse: OnReuse,
+    /// `tickets.bind_ip`: bind tickets to the client address unless the
+    /// mint says otherwise.
+    pub(crate) bind_ip: bool,
 }
 
 /// `tickets.on_reuse`: what a reused ticket (a likely leak) does besides

@@ -11,6 +11,7 @@ use crate::auth::{Caller, NotPermitted, Permission};
 use crate::crypto::{Record, TicketKeys};
 use crate::domain::{Audience, Claims, Origin, Ticket, UserId};
 use crate::store::{Taken, TicketStore};
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 /// A redeem request as a door received it.
@@ -24,6 +25,9 @@ pub(crate) struct RedeemRequest<'a> {
     /// The one audience this redeem is for (a gateway route's), besides
     /// those the caller may use; `None`: any of those.
     pub(crate) audience: Option<&'a Audience>,
+    /// The client address the WebSocket server (or the proxy) saw, for a
+    /// ticket bound to one.
+    pub(crate) client_ip: Option<IpAddr>,
 }
 
 /// The ways into redeem: `POST /v1/tickets/redeem` (a WebSocket server
@@ -65,6 +69,8 @@ pub(crate) enum Outcome {
     ReusedAfterStoreError,
     OriginMismatch,
     AudienceMismatch,
+    /// Bound to another client address than the one the redeemer saw.
+    IpMismatch,
     Malformed,
     /// Revoked before it was redeemed: the ticket itself, or its user.
     Revoked,
@@ -79,6 +85,7 @@ impl Outcome {
             Outcome::ReusedAfterStoreError => "reused_after_store_error",
             Outcome::OriginMismatch => "origin_mismatch",
             Outcome::AudienceMismatch => "audience_mismatch",
+            Outcome::IpMismatch => "ip_mismatch",
             Outcome::Malformed => "malformed",
             Outcome::Revoked => "revoked",
         }
@@ -334,6 +341,14 @@ impl TicketCore {
         let Some(audience) = audience.filter(|a| caller.may_use(a) && wanted(a)) else {
             return Err(self.refusal(O::AudienceMismatch, ticket_ref, &payload));
         };
+        // Bound to an address: the redeemer must have seen that one (no
+        // address given is a mismatch too).
+        if let Some(bound) = &payload.ip {
+            let seen = request.client_ip.map(|ip| ip.to_canonical().to_string());
+            if seen.as_deref() != Some(bound.as_str()) {
+                return Err(self.refusal(O::IpMismatch, ticket_ref, &payload));
+            }
+        }
         // What was sealed was checked when it was minted; values that no
         // longer parse (rules tightened since) fail closed.
         let origin = match &payload.origin {

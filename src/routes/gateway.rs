@@ -8,6 +8,7 @@
 //! audience, or a bad gateway key), 503 (the store failed). See
 //! docs/gateways.md.
 
+use super::extract::client_ip;
 use super::no_store;
 use super::problem::{ApiError, Code};
 use crate::auth::{AuthError, Authenticator};
@@ -105,6 +106,7 @@ fn answer(e: RedeemError) -> ApiError {
         RedeemError::Refused(r) => match r.outcome {
             Outcome::OriginMismatch => Code::OriginMismatch.into(),
             Outcome::AudienceMismatch => Code::AudienceMismatch.into(),
+            Outcome::IpMismatch => Code::IpMismatch.into(),
             Outcome::Malformed
             | Outcome::Invalid
             | Outcome::Reused
@@ -160,6 +162,9 @@ pub(crate) async fn check(
         origin,
         door: Door::Gateway,
         audience: route_audience.as_ref(),
+        // The browser's address as the proxy reports it (X-Forwarded-For,
+        // believed from limits.trusted_proxies), for tickets bound to one.
+        client_ip: client_ip(&req, &core.limits().trusted_proxies),
     };
     let r = core
         .redeem(&caller, request)

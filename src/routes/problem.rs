@@ -41,6 +41,7 @@ codes![
     OriginNotAllowed,
     OriginMismatch,
     AudienceMismatch,
+    IpMismatch,
     TicketInvalid,
     TicketReused,
     NotFound,
@@ -131,6 +132,12 @@ impl Code {
                 S::FORBIDDEN,
                 "Audience mismatch",
                 "this caller may not redeem the ticket's audience; it has been consumed",
+            ),
+            Code::IpMismatch => row(
+                "ip_mismatch",
+                S::FORBIDDEN,
+                "Address mismatch",
+                "the ticket is bound to another client address; it has been consumed",
             ),
             Code::TicketInvalid => row(
                 "ticket_invalid",
@@ -426,6 +433,7 @@ impl From<RedeemError> for ApiError {
                 Outcome::Reused | Outcome::ReusedAfterStoreError => Code::TicketReused.into(),
                 Outcome::OriginMismatch => Code::OriginMismatch.into(),
                 Outcome::AudienceMismatch => Code::AudienceMismatch.into(),
+                Outcome::IpMismatch => Code::IpMismatch.into(),
                 // A refusal is never Ok; should one be, it must not pass.
                 Outcome::Ok => Code::Internal.into(),
             },

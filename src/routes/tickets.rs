@@ -13,6 +13,7 @@ use actix_web::http::header::ORIGIN;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 #[derive(Deserialize)]
@@ -24,6 +25,9 @@ pub(crate) struct MintBody {
     ttl_secs: Option<u64>,
     /// Kept as the caller wrote it: passed to the redeemer untouched.
     claims: Option<Box<RawValue>>,
+    bind_ip: Option<bool>,
+    /// API-key callers: the user's address, to bind the ticket to.
+    client_ip: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -41,6 +45,8 @@ pub(crate) struct RedeemBody {
     origin: Option<String>,
     /// The audience the WebSocket server expects, if it says.
     audience: Option<String>,
+    /// The client address the WebSocket server saw.
+    client_ip: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -79,6 +85,8 @@ pub(crate) async fn mint(
         claims,
         origin_header: req.headers().get(ORIGIN).and_then(|v| v.to_str().ok()),
         client_ip: client_ip(&req, &core.limits().trusted_proxies),
+        bind_ip: body.bind_ip,
+        user_ip: body.client_ip,
     };
     let minted = core.mint(&caller, request).await?;
     Ok(no_store(StatusCode::CREATED).json(MintResponse {
@@ -101,11 +109,19 @@ pub(crate) async fn redeem(
         .map(Audience::parse)
         .transpose()
         .map_err(ApiError::invalid)?;
+    // Parsed before the ticket is touched: a malformed address spends none.
+    let client_ip = body
+        .client_ip
+        .as_deref()
+        .map(|ip| ip.trim().parse::<IpAddr>())
+        .transpose()
+        .map_err(|_| ApiError::invalid("client_ip is not an IPv4 or IPv6 address"))?;
     let request = RedeemRequest {
         ticket: &body.ticket,
         origin: body.origin.as_deref(),
         door: Door::Redeem,
         audience: audience.as_ref(),
+        client_ip,
     };
     let r = core.redeem(&caller, request).await?;
     Ok(no_store(StatusCode::OK).json(RedeemResponse {

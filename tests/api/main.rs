@@ -10,6 +10,7 @@ mod frontend;
 mod gateway;
 mod helpers;
 mod http_edge;
+mod ip_binding;
 mod limits;
 mod observability;
 mod openapi;

@@ -197,9 +197,10 @@ test('the redeem request: path, headers and body', async () => {
     assert.equal(first.headers.authorization, `Bearer ${REDEEM_KEY}`);
     assert.equal(first.headers['content-type'], 'application/json');
     assert.equal(first.headers['x-request-id'], 'edge-1234', 'a well-formed X-Request-Id of the upgrade is passed on');
-    assert.deepEqual(JSON.parse(first.body), { ticket, origin: 'http://localhost:3000' });
+    // The socket's peer is the client address (for tickets bound to one).
+    assert.deepEqual(JSON.parse(first.body), { ticket, origin: 'http://localhost:3000', client_ip: '127.0.0.1' });
     assert.match(String(second.headers['x-request-id']), /^[0-9a-f]{32}$/, 'else a random one');
-    assert.deepEqual(JSON.parse(second.body), { ticket, origin: null });
+    assert.deepEqual(JSON.parse(second.body), { ticket, origin: null, client_ip: '127.0.0.1' });
     assert.deepEqual(app.refusals.map((r) => r.requestId), ['edge-1234', second.headers['x-request-id']]);
 
     // Ids wsticket would not keep (a ticket, a key, a JWT, bad characters) are replaced, never sent.
