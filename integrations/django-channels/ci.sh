@@ -3,8 +3,9 @@
 #
 #   integrations/django-channels/ci.sh          (from any directory)
 #
-# Needs python3 (3.11 or newer, with the venv module) and a built wsticket:
-# $WSTICKET_BIN, else target/debug/wsticket of this repository. The venv lives
+# Needs python3 (3.11 or newer, with the venv module), redis-server on PATH (for
+# the end-to-end revocation test) and a built wsticket: $WSTICKET_BIN, else
+# target/debug/wsticket of this repository. The venv lives
 # in ${TMPDIR:-/tmp}/wsticket-channels-venv and is reused from run to run.
 set -euo pipefail
 

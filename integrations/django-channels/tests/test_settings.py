@@ -58,6 +58,16 @@ UNSET = object()
         ({"WSTICKET_USER_RESOLVER": "no_such_module.f"}, "WSTICKET_USER_RESOLVER"),
         ({"WSTICKET_USER_RESOLVER": "tests.resolvers.NOT_CALLABLE"}, "WSTICKET_USER_RESOLVER"),
         ({"WSTICKET_USER_RESOLVER": len}, "WSTICKET_USER_RESOLVER"),
+        ({"WSTICKET_REVOCATION_LISTENER": "yes"}, "WSTICKET_REVOCATION_LISTENER"),
+        ({"WSTICKET_REVOCATION_LISTENER": 1}, "WSTICKET_REVOCATION_LISTENER"),
+        (
+            {"WSTICKET_REVOCATION_LISTENER": True, "WSTICKET_EVENTS_IDLE_TIMEOUT": 0},
+            "WSTICKET_EVENTS_IDLE_TIMEOUT",
+        ),
+        (
+            {"WSTICKET_REVOCATION_LISTENER": True, "WSTICKET_EVENTS_IDLE_TIMEOUT": "45"},
+            "WSTICKET_EVENTS_IDLE_TIMEOUT",
+        ),
     ],
 )
 def test_wrong_setting_is_named(settings: Any, changes: dict[str, Any], named: str) -> None:
@@ -108,3 +118,25 @@ def test_issue_key_settings(settings: Any, tmp_path: Path) -> None:
     settings.WSTICKET_ISSUE_KEY_FILE = str(tmp_path / "missing")
     with pytest.raises(ImproperlyConfigured, match=r"^WSTICKET_ISSUE_KEY_FILE: cannot read"):
         issue_config()
+
+
+def test_revocation_listener_settings(settings: Any) -> None:
+    # Off by default: no event-stream settings are read.
+    settings.WSTICKET_EVENTS_IDLE_TIMEOUT = -1
+    assert WsTicketMiddleware(_inner)._events is None
+
+    settings.WSTICKET_REVOCATION_LISTENER = True
+    del settings.WSTICKET_EVENTS_IDLE_TIMEOUT
+    settings.WSTICKET_URL = "https://wsticket.internal:8443/prefix/"
+    events = WsTicketMiddleware(_inner)._events
+    assert events is not None
+    assert events.url == "https://wsticket.internal:8443/prefix/v1/events"
+    assert events.key == REDEEM_KEY  # the redeem key reads the stream
+    assert events.timeout == 2.0
+    assert events.idle_timeout == 45.0  # three of wsticket's default 15 s heartbeats
+    assert REDEEM_KEY not in repr(events)
+
+    settings.WSTICKET_EVENTS_IDLE_TIMEOUT = 3
+    events = WsTicketMiddleware(_inner)._events
+    assert events is not None
+    assert events.idle_timeout == 3.0

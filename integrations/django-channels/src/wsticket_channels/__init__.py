@@ -5,6 +5,9 @@
 - :func:`select_subprotocol`: the subprotocol a consumer must accept with.
 - :func:`wsticket_channels.views.mint_ticket`: a view that mints a ticket for
   the signed-in user.
+- :class:`RevocationListener` (opt-in, ``WSTICKET_REVOCATION_LISTENER``):
+  closes a revoked user's open sockets with 4401; see
+  :mod:`wsticket_channels.revocation` and :mod:`wsticket_channels.signals`.
 """
 
 from ._carrier import QUERY_PARAM, SUBPROTOCOL, SUBPROTOCOL_PREFIX, select_subprotocol
@@ -14,6 +17,13 @@ from .middleware import (
     CLOSE_UNAVAILABLE,
     WsTicketInfo,
     WsTicketMiddleware,
+)
+from .revocation import (
+    ConnectionRegistry,
+    RevocationListener,
+    get_revocation_listener,
+    start_revocation_listener,
+    stop_revocation_listener,
 )
 from .transport import (
     HttpxTransport,
@@ -30,12 +40,17 @@ __all__ = [
     "QUERY_PARAM",
     "SUBPROTOCOL",
     "SUBPROTOCOL_PREFIX",
+    "ConnectionRegistry",
     "HttpxTransport",
+    "RevocationListener",
     "Transport",
     "TransportError",
     "TransportResponse",
     "WsTicketInfo",
     "WsTicketMiddleware",
     "get_default_transport",
+    "get_revocation_listener",
     "select_subprotocol",
+    "start_revocation_listener",
+    "stop_revocation_listener",
 ]

@@ -20,6 +20,9 @@ from django.utils.module_loading import import_string
 #: What every wsticket API key starts with (``wsticket keygen`` prints them).
 API_KEY_PREFIX = "wsk_"
 DEFAULT_TIMEOUT = 2.0
+EVENTS_PATH = "/v1/events"
+#: Three heartbeats at wsticket's default ``events.heartbeat_secs`` (15).
+DEFAULT_EVENTS_IDLE_TIMEOUT = 45.0
 
 UserResolver = Callable[[str, dict[str, Any]], Any]
 
@@ -59,15 +62,19 @@ def _base_url() -> str:
     return value.rstrip("/")
 
 
-def _timeout() -> float:
-    value = _setting("WSTICKET_TIMEOUT")
+def _seconds(name: str, default: float) -> float:
+    value = _setting(name)
     if value is None:
-        return DEFAULT_TIMEOUT
+        return default
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ImproperlyConfigured("WSTICKET_TIMEOUT must be a number of seconds.")
+        raise ImproperlyConfigured(f"{name} must be a number of seconds.")
     if not math.isfinite(value) or value <= 0:
-        raise ImproperlyConfigured("WSTICKET_TIMEOUT must be a positive number of seconds.")
+        raise ImproperlyConfigured(f"{name} must be a positive number of seconds.")
     return float(value)
+
+
+def _timeout() -> float:
+    return _seconds("WSTICKET_TIMEOUT", DEFAULT_TIMEOUT)
 
 
 def _check_key(name: str, key: str) -> str:
@@ -120,6 +127,41 @@ def redeem_config() -> ClientConfig:
 def issue_config() -> ClientConfig:
     """The settings the mint view needs: ``WSTICKET_URL``, the issue key, the timeout."""
     return ClientConfig(url=_base_url(), key=_key("WSTICKET_ISSUE_KEY"), timeout=_timeout())
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """What the revocation listener needs: where the event stream is, and how to read it."""
+
+    url: str
+    """The full URL of ``GET /v1/events``."""
+    key: str = field(repr=False)
+    """The redeem key: ``redeem`` (or ``revoke``) lets a client read the stream."""
+    timeout: float
+    """Seconds for connecting and for the answer's status line and headers."""
+    idle_timeout: float
+    """Seconds without a byte (heartbeats included) before the stream counts as dead."""
+
+
+def revocation_listener_enabled() -> bool:
+    """``WSTICKET_REVOCATION_LISTENER``: off unless set to ``True``."""
+    value = _setting("WSTICKET_REVOCATION_LISTENER")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured("WSTICKET_REVOCATION_LISTENER must be True or False.")
+    return value
+
+
+def events_config() -> EventsConfig:
+    """The settings the revocation listener needs: the redeem client's, plus
+    ``WSTICKET_EVENTS_IDLE_TIMEOUT``."""
+    return EventsConfig(
+        url=_base_url() + EVENTS_PATH,
+        key=_key("WSTICKET_REDEEM_KEY"),
+        timeout=_timeout(),
+        idle_timeout=_seconds("WSTICKET_EVENTS_IDLE_TIMEOUT", DEFAULT_EVENTS_IDLE_TIMEOUT),
+    )
 
 
 def user_resolver(default: UserResolver) -> UserResolver:

@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypedDict
 
 from asgiref.sync import iscoroutinefunction
@@ -23,6 +24,7 @@ from ._carrier import (
     select_subprotocol,
     take_tickets,
 )
+from .revocation import listener_for, parse_time
 from .transport import Transport, TransportError, get_default_transport
 
 logger = logging.getLogger("wsticket_channels")
@@ -69,7 +71,14 @@ def _problem_code(body: bytes) -> str:
     return code if isinstance(code, str) and _CODE_RE.fullmatch(code) else "-"
 
 
-def _identity(body: bytes) -> WsTicketInfo | None:
+@dataclass(frozen=True)
+class _Redeemed:
+    info: WsTicketInfo
+    issued_at: datetime | None
+    """When the ticket was minted, for the revocation listener; ``None`` if not said."""
+
+
+def _identity(body: bytes) -> _Redeemed | None:
     try:
         data = json.loads(body)
     except ValueError:
@@ -82,7 +91,10 @@ def _identity(body: bytes) -> WsTicketInfo | None:
         return None
     if not isinstance(claims, dict) or not (origin is None or isinstance(origin, str)):
         return None
-    return WsTicketInfo(user_id=user_id, claims=claims, audience=audience, origin=origin)
+    return _Redeemed(
+        WsTicketInfo(user_id=user_id, claims=claims, audience=audience, origin=origin),
+        parse_time(data.get("issued_at")),
+    )
 
 
 class WsTicketMiddleware:
@@ -110,11 +122,20 @@ class WsTicketMiddleware:
         self._resolver = _settings.user_resolver(default_user_resolver)
         self._transport: Transport = transport or get_default_transport()
         self._redeem_url = self._config.url + REDEEM_PATH
+        self._events = (
+            _settings.events_config() if _settings.revocation_listener_enabled() else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "websocket":
             await self.inner(scope, receive, send)
             return
+
+        # With WSTICKET_REVOCATION_LISTENER, the first handshake starts the
+        # loop's listener, which subscribes while the ticket is redeemed.
+        listener = listener_for(self._events) if self._events is not None else None
+        if listener is not None:
+            listener.start()
 
         carried = take_tickets(scope)
         offered = {"subprotocols": carried.subprotocols}
@@ -123,7 +144,8 @@ class WsTicketMiddleware:
             await self._refuse(select_subprotocol(offered), receive, send, result.code)
             return
 
-        user, info = result
+        user, redeemed = result
+        info = redeemed.info
         inner_scope = dict(scope)
         inner_scope.update(
             query_string=carried.query_string,
@@ -132,11 +154,41 @@ class WsTicketMiddleware:
             user=user,
             wsticket=info,
         )
-        await self.inner(inner_scope, receive, _guard_accept(send, carried.subprotocols))
+        if listener is None:
+            await self.inner(inner_scope, receive, _guard_accept(send, carried.subprotocols))
+            return
 
-    async def _admit(
-        self, scope: Scope, tickets: list[str]
-    ) -> _Refusal | tuple[Any, WsTicketInfo]:
+        # Only the first handshakes wait: until the listener has subscribed
+        # (or failed to), a revocation would pass unseen.
+        if not listener.ready:
+            await listener.wait_ready(self._config.timeout)
+        # No await from this check to the tracking: a revocation is either
+        # remembered already, or comes after and finds the connection.
+        if listener.registry.recently_revoked(
+            info["user_id"], info["audience"], redeemed.issued_at
+        ):
+            logger.info(
+                "websocket refused (4401): user_id=%r was revoked while the handshake was in "
+                "progress",
+                info["user_id"],
+            )
+            await self._refuse(select_subprotocol(offered), receive, send, CLOSE_UNAUTHORIZED)
+            return
+        tracked = listener.registry.track(
+            user_id=info["user_id"],
+            audience=info["audience"],
+            issued_at=redeemed.issued_at,
+            send=send,
+            receive=receive,
+        )
+        try:
+            await self.inner(
+                inner_scope, tracked.receive, _guard_accept(tracked.send, carried.subprotocols)
+            )
+        finally:
+            listener.registry.untrack(tracked)
+
+    async def _admit(self, scope: Scope, tickets: list[str]) -> _Refusal | tuple[Any, _Redeemed]:
         if not tickets or tickets == [""]:
             logger.info("websocket refused (4401): no ticket")
             return _Refusal(CLOSE_UNAUTHORIZED)
@@ -156,20 +208,21 @@ class WsTicketMiddleware:
         if isinstance(redeemed, _Refusal):
             return redeemed
 
+        info = redeemed.info
         try:
-            user = await self._resolve(redeemed["user_id"], redeemed["claims"])
+            user = await self._resolve(info["user_id"], info["claims"])
         except Exception:
             logger.exception(
                 "websocket refused (4503): the user resolver raised (user_id=%r)",
-                redeemed["user_id"],
+                info["user_id"],
             )
             return _Refusal(CLOSE_UNAVAILABLE)
         if user is None:
-            logger.info("websocket refused (4401): no user for user_id=%r", redeemed["user_id"])
+            logger.info("websocket refused (4401): no user for user_id=%r", info["user_id"])
             return _Refusal(CLOSE_UNAUTHORIZED)
         return user, redeemed
 
-    async def _redeem(self, ticket: str, origin: str | None) -> _Refusal | WsTicketInfo:
+    async def _redeem(self, ticket: str, origin: str | None) -> _Refusal | _Redeemed:
         # Our own request id, to find this redeem in wsticket's logs.
         request_id = uuid.uuid4().hex
         try:
@@ -192,8 +245,8 @@ class WsTicketMiddleware:
 
         status = response.status
         if status == 200:
-            info = _identity(response.body)
-            if info is None:
+            redeemed = _identity(response.body)
+            if redeemed is None:
                 logger.error(
                     "websocket refused (4503): wsticket's 200 answer is not a redeem result "
                     "request_id=%s",
@@ -202,11 +255,11 @@ class WsTicketMiddleware:
                 return _Refusal(CLOSE_UNAVAILABLE)
             logger.info(
                 "websocket admitted: user_id=%r audience=%r request_id=%s",
-                info["user_id"],
-                info["audience"],
+                redeemed.info["user_id"],
+                redeemed.info["audience"],
                 request_id,
             )
-            return info
+            return redeemed
 
         code = _problem_code(response.body)
         # By status and problem code together: a 404 from a wrong URL or a
