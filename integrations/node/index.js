@@ -8,6 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
 import http from 'node:http';
 import https from 'node:https';
 
@@ -452,7 +453,9 @@ export const createAuthenticator = (options) => {
     } catch {
       clientIp = undefined;
     }
-    const body = JSON.stringify(typeof clientIp === 'string' && clientIp !== ''
+    // Only an address: wsticket refuses a malformed one (a 400 for every
+    // ticket), so anything else (a Unix socket's nothing) is not sent.
+    const body = JSON.stringify(typeof clientIp === 'string' && isIP(clientIp) !== 0
       ? { ticket, origin, client_ip: clientIp }
       : { ticket, origin });
     const answer = await post(redeemUrl, agent, {

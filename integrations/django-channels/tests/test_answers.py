@@ -84,6 +84,29 @@ async def test_no_origin_header_is_sent_as_null() -> None:
     assert fake.calls[0]["body"] == {"ticket": T, "origin": None}
 
 
+@pytest.mark.parametrize(
+    ("client", "sent"),
+    [
+        (["203.0.113.7", 5000], "203.0.113.7"),
+        (["2001:DB8::1", 5000], "2001:db8::1"),
+        # A Unix socket, or nothing known: not sent (wsticket refuses a
+        # malformed address, which would refuse every ticket).
+        (["/run/daphne.sock", 0], None),
+        (None, None),
+    ],
+)
+async def test_the_client_address_is_sent_for_bound_tickets(
+    client: list[Any] | None, sent: str | None
+) -> None:
+    fake = FakeTransport(TransportResponse(200, "application/json", json.dumps(OK).encode()))
+    comm = communicator(build_app([], fake), f"/ws/?ticket={T}")
+    comm.scope["client"] = client
+    assert (await comm.connect())[0]
+    assert fake.calls[0]["body"].get("client_ip") == sent
+    assert ("client_ip" in fake.calls[0]["body"]) == (sent is not None)
+    await comm.disconnect()
+
+
 async def test_two_origin_headers_are_4403_without_redeem() -> None:
     fake = FakeTransport(TransportResponse(200, "application/json", json.dumps(OK).encode()))
     comm = communicator(
@@ -101,6 +124,7 @@ async def test_two_origin_headers_are_4403_without_redeem() -> None:
         (problem(409, "ticket_reused"), 4401),
         (problem(403, "origin_mismatch"), 4403),
         (problem(403, "audience_mismatch"), 4403),
+        (problem(403, "ip_mismatch"), 4403),
         (problem(403, "forbidden"), 4503),
         (problem(401, "unauthenticated"), 4503),
         (problem(413, "payload_too_large"), 4503),

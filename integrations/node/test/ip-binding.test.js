@@ -58,3 +58,23 @@ test('behind a proxy, the clientIp option names the address', async () => {
     await app.close();
   }
 });
+
+test('what clientIp returns is sent only when it is an address', async () => {
+  const app = await startApp({ url: wsticket.url, clientIp: () => 'not an address' });
+  try {
+    // An unbound ticket still opens (a malformed client_ip would be a 400).
+    const res = await fetch(`${wsticket.url}/v1/tickets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ISSUE_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: 'alice', origin: ORIGIN }),
+    });
+    const { ticket } = /** @type {{ticket: string}} */ (await res.json());
+    const ok = await connect(withTicket(app.wsUrl, ticket));
+    assert.equal(ok.hello?.identity?.userId, 'alice');
+    // A bound one has no address to match.
+    const bound = await connect(withTicket(app.wsUrl, await mintBound('127.0.0.1')));
+    assert.equal(bound.code, 4403);
+  } finally {
+    await app.close();
+  }
+});

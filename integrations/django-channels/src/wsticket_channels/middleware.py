@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import json
 import logging
 import re
@@ -59,6 +60,19 @@ class WsTicketInfo(TypedDict):
 @dataclass(frozen=True)
 class _Refusal:
     code: int
+
+
+def client_ip_of(scope: Scope) -> str | None:
+    """The client's address in the ASGI scope (daphne's ``--proxy-headers``
+    puts the forwarded one there), when it is an IP address: anything else
+    (a Unix socket) is not sent, since wsticket refuses a malformed one."""
+    client = scope.get("client")
+    if not isinstance(client, (list, tuple)) or not client or not isinstance(client[0], str):
+        return None
+    try:
+        return str(ipaddress.ip_address(client[0]))
+    except ValueError:
+        return None
 
 
 def _problem_code(body: bytes) -> str:
@@ -204,7 +218,7 @@ class WsTicketMiddleware:
             logger.info("websocket refused (4403): more than one Origin header")
             return _Refusal(CLOSE_FORBIDDEN)
 
-        redeemed = await self._redeem(ticket, origin)
+        redeemed = await self._redeem(ticket, origin, client_ip_of(scope))
         if isinstance(redeemed, _Refusal):
             return redeemed
 
@@ -222,9 +236,15 @@ class WsTicketMiddleware:
             return _Refusal(CLOSE_UNAUTHORIZED)
         return user, redeemed
 
-    async def _redeem(self, ticket: str, origin: str | None) -> _Refusal | _Redeemed:
+    async def _redeem(
+        self, ticket: str, origin: str | None, client_ip: str | None
+    ) -> _Refusal | _Redeemed:
         # Our own request id, to find this redeem in wsticket's logs.
         request_id = uuid.uuid4().hex
+        body: dict[str, Any] = {"ticket": ticket, "origin": origin}
+        if client_ip is not None:
+            # For tickets bound to the client's address; others ignore it.
+            body["client_ip"] = client_ip
         try:
             response = await self._transport.post_json(
                 self._redeem_url,
@@ -232,7 +252,7 @@ class WsTicketMiddleware:
                     "Authorization": f"Bearer {self._config.key}",
                     "X-Request-Id": request_id,
                 },
-                body={"ticket": ticket, "origin": origin},
+                body=body,
                 timeout=self._config.timeout,
             )
         except TransportError as e:
@@ -277,7 +297,7 @@ class WsTicketMiddleware:
                 request_id,
             )
             return _Refusal(CLOSE_UNAUTHORIZED)
-        if status == 403 and code in ("origin_mismatch", "audience_mismatch"):
+        if status == 403 and code in ("origin_mismatch", "audience_mismatch", "ip_mismatch"):
             logger.warning(
                 "websocket refused (4403): wsticket answered %s %s request_id=%s",
                 status,
