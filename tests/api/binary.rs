@@ -739,8 +739,18 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
             .await
             .map(|r| r.status().as_u16())
     });
+    // An event stream: it would hold shutdown for the whole grace period.
+    let mut events = http()
+        .get(format!("{}/v1/events", p.base))
+        .bearer_auth(REDEEMER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    assert_eq!(&events.chunk().await.unwrap().unwrap()[..], b"retry: 1000\n\n");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = p.child.id().to_string();
+    let signalled = Instant::now();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -748,6 +758,13 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
             .unwrap()
             .success()
     );
+    // The stream ends at once, so its subscriber reconnects elsewhere.
+    let end = tokio::time::timeout(Duration::from_secs(2), events.chunk()).await;
+    assert!(
+        matches!(end, Ok(Ok(None))),
+        "the event stream did not end on SIGTERM: {end:?}"
+    );
+    assert!(signalled.elapsed() < Duration::from_millis(1000));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // During the delay: /readyz says it is going, everything else still works.
