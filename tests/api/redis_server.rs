@@ -263,6 +263,8 @@ pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     password: String,
     password_file: PathBuf,
+    /// Ports of the nodes killed, which the others must see as failed.
+    killed: Vec<u16>,
 }
 
 impl RedisCluster {
@@ -310,19 +312,46 @@ impl RedisCluster {
             nodes,
             password,
             password_file,
+            killed: Vec::new(),
         };
         cluster.wait_ok();
+        // A replica killed with its master before it synced never takes
+        // over: wait for every replica's link.
+        wait_for("every replica synced with its master", 30, || {
+            cluster.nodes.iter().all(|n| {
+                let info = cluster.cli(&["-p", &n.port.to_string(), "info", "replication"]);
+                info.contains("role:master") || info.contains("master_link_status:up")
+            })
+        });
         cluster
     }
 
-    /// Every live node says `cluster_state:ok`.
+    /// Every live node says `cluster_state:ok`, and sees every killed node
+    /// as failed (right after a kill, the state is still ok: nobody has
+    /// noticed yet).
     pub fn wait_ok(&self) {
-        wait_for("cluster_state:ok on every node", 30, || {
-            self.nodes.iter().filter(|n| n.stdin.is_some()).all(|n| {
-                self.cli(&["-p", &n.port.to_string(), "cluster", "info"])
-                    .contains("cluster_state:ok")
-            })
-        });
+        wait_for(
+            "cluster_state:ok on every node, killed ones failed",
+            30,
+            || {
+                self.nodes.iter().filter(|n| n.stdin.is_some()).all(|n| {
+                    let port = n.port.to_string();
+                    let nodes = self.cli(&["-p", &port, "cluster", "nodes"]);
+                    let failed = |p: &u16| {
+                        nodes.lines().any(|l| {
+                            l.contains(&format!("127.0.0.1:{p}@"))
+                                && l.split_whitespace()
+                                    .nth(2)
+                                    .is_some_and(|f| f.split(',').any(|flag| flag == "fail"))
+                        })
+                    };
+                    self.killed.iter().all(failed)
+                        && self
+                            .cli(&["-p", &port, "cluster", "info"])
+                            .contains("cluster_state:ok")
+                })
+            },
+        );
     }
 
     fn cli(&self, args: &[&str]) -> String {
@@ -351,7 +380,9 @@ impl RedisCluster {
             })
             .expect("a master");
         let node = self.nodes.remove(i);
-        node.stop()
+        let port = node.stop();
+        self.killed.push(port);
+        port
     }
 }
 
