@@ -25,6 +25,26 @@ pub(crate) struct TicketPolicy {
     pub(crate) bind_ip: bool,
 }
 
+/// Why an audience named in a request cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AudienceRefused {
+    Malformed(&'static str),
+    /// Not one of `tickets.audiences`.
+    Unknown,
+    /// Configured, but not for this caller.
+    NotPermitted,
+}
+
+impl AudienceRefused {
+    pub(crate) fn detail(self) -> &'static str {
+        match self {
+            AudienceRefused::Malformed(e) => e,
+            AudienceRefused::Unknown => "the audience is not one of tickets.audiences",
+            AudienceRefused::NotPermitted => "this client may not use that audience",
+        }
+    }
+}
+
 /// `tickets.on_reuse`: what a reused ticket (a likely leak) does besides
 /// being refused, logged and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,21 +108,39 @@ impl TicketPolicy {
         requested: Option<&str>,
         caller: &Caller,
     ) -> Result<Audience, MintError> {
-        let audience = match requested {
-            Some(a) => Audience::parse(a).map_err(|e| MintError::Invalid(e.into()))?,
-            None => self.default_audience.clone(),
+        let refused = |r: AudienceRefused| match r {
+            AudienceRefused::Malformed(e) => MintError::Invalid(e.into()),
+            AudienceRefused::Unknown => MintError::Forbidden(r.detail().into()),
+            AudienceRefused::NotPermitted => {
+                MintError::Forbidden("this client may not mint tickets for that audience".into())
+            }
         };
+        match requested {
+            Some(a) => self.usable_audience(a, caller).map_err(refused),
+            None => self
+                .permitted(self.default_audience.clone(), caller)
+                .map_err(refused),
+        }
+    }
+
+    /// `raw`, if it is a configured audience the caller may use.
+    pub(crate) fn usable_audience(
+        &self,
+        raw: &str,
+        caller: &Caller,
+    ) -> Result<Audience, AudienceRefused> {
+        let audience = Audience::parse(raw).map_err(AudienceRefused::Malformed)?;
+        self.permitted(audience, caller)
+    }
+
+    fn permitted(&self, audience: Audience, caller: &Caller) -> Result<Audience, AudienceRefused> {
         if !self.audiences.contains(&audience) {
-            return Err(MintError::Forbidden(
-                "the audience is not one of tickets.audiences".into(),
-            ));
+            Err(AudienceRefused::Unknown)
+        } else if !caller.may_use(&audience) {
+            Err(AudienceRefused::NotPermitted)
+        } else {
+            Ok(audience)
         }
-        if !caller.may_use(&audience) {
-            return Err(MintError::Forbidden(
-                "this client may not mint tickets for that audience".into(),
-            ));
-        }
-        Ok(audience)
     }
 
     /// The audience a ticket was bound to, as a value (usually a configured

@@ -13,10 +13,11 @@
 
 use super::events::{self, Event, RevokeReason, rfc3339_ms};
 use super::payload::Opened;
+use super::policy::AudienceRefused;
 use super::{StoreUnavailable, TicketCore};
 use crate::auth::{Caller, NotPermitted, Permission};
 use crate::crypto::Record;
-use crate::domain::{Audience, Ticket, UserId};
+use crate::domain::{Ticket, UserId};
 use crate::store::{Taken, TicketStore, unix_ms_now};
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
@@ -60,8 +61,10 @@ impl TicketCore {
         ticket: &str,
     ) -> Result<(), RevokeError> {
         let may_revoke_any = caller.require(Permission::Revoke).is_ok();
-        if !may_revoke_any {
-            caller.require(Permission::Issue)?;
+        if !may_revoke_any && caller.require(Permission::Issue).is_err() {
+            return Err(RevokeError::Forbidden(
+                "this caller has neither the issue nor the revoke permission".into(),
+            ));
         }
         let ticket = Ticket::parse(ticket)
             .map_err(|_| RevokeError::Invalid("`ticket` is not a wsticket ticket".into()))?;
@@ -126,30 +129,23 @@ impl TicketCore {
     ) -> Result<SystemTime, RevokeError> {
         caller.require(Permission::Revoke)?;
         let user = UserId::parse(user_id).map_err(|e| RevokeError::Invalid(e.into()))?;
-        let audience = match audience {
-            None => {
-                if !self.policy.audiences.iter().all(|a| caller.may_use(a)) {
-                    return Err(RevokeError::Forbidden(
-                        "this client may revoke only for its own audiences: name one".into(),
-                    ));
+        let audience =
+            match audience {
+                None => {
+                    if !self.policy.audiences.iter().all(|a| caller.may_use(a)) {
+                        return Err(RevokeError::Forbidden(
+                            "this client may revoke only for its own audiences: name one".into(),
+                        ));
+                    }
+                    None
                 }
-                None
-            }
-            Some(raw) => {
-                let a = Audience::parse(&raw).map_err(|e| RevokeError::Invalid(e.into()))?;
-                if !self.policy.audiences.contains(&a) {
-                    return Err(RevokeError::Invalid(
-                        "`audience` is not one of tickets.audiences".into(),
-                    ));
-                }
-                if !caller.may_use(&a) {
-                    return Err(RevokeError::Forbidden(
-                        "this client may not use that audience".into(),
-                    ));
-                }
-                Some(a)
-            }
-        };
+                Some(raw) => Some(self.policy.usable_audience(&raw, caller).map_err(
+                    |r| match r {
+                        AudienceRefused::Malformed(e) => RevokeError::Invalid(e.into()),
+                        _ => RevokeError::Forbidden(r.detail().into()),
+                    },
+                )?),
+            };
         let revocation = UserRevocation {
             user: user.as_ref(),
             audience: audience.as_ref().map(AsRef::as_ref),

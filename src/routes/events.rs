@@ -6,7 +6,7 @@
 
 use super::extract::KeyCaller;
 use super::no_store;
-use super::problem::ApiError;
+use super::problem::{ApiError, Code};
 use crate::auth::{Caller, Permission};
 use crate::core::{EventHub, TicketCore, may_see};
 use crate::lifecycle::Lifecycle;
@@ -37,8 +37,11 @@ pub(crate) async fn events(
     lifecycle: web::Data<Lifecycle>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    if caller.require(Permission::Redeem).is_err() {
-        caller.require(Permission::Revoke)?;
+    if caller.require(Permission::Redeem).is_err() && caller.require(Permission::Revoke).is_err() {
+        return Err(ApiError::with_detail(
+            Code::Forbidden,
+            "this caller has neither the redeem nor the revoke permission",
+        ));
     }
     // An id of no known shape was not ours: all after it may be missed.
     let resume = req

@@ -747,7 +747,10 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         .await
         .unwrap();
     assert_eq!(events.status().as_u16(), 200);
-    assert_eq!(&events.chunk().await.unwrap().unwrap()[..], b"retry: 1000\n\n");
+    assert_eq!(
+        &events.chunk().await.unwrap().unwrap()[..],
+        b"retry: 1000\n\n"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = p.child.id().to_string();
     let signalled = Instant::now();

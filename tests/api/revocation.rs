@@ -262,9 +262,15 @@ async fn user_revocations_need_the_permission_and_a_known_audience() {
             json!({ "user_id": "alice", "audience": "default" }),
             403,
         ),
+        // Not configured: as at mint and redeem. Malformed: 400.
         (
             REVOKER,
             json!({ "user_id": "alice", "audience": "nope" }),
+            403,
+        ),
+        (
+            REVOKER,
+            json!({ "user_id": "alice", "audience": "no pe" }),
             400,
         ),
         (REVOKER, json!({ "user_id": "" }), 400),
