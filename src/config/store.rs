@@ -3,7 +3,7 @@
 
 use super::Env;
 use super::checks::{ConfigError, FileHolds, Pair, err, in_range, read_secret_file, value_or_file};
-use crate::store::{RedisSettings, RedisTopology, StoreBackend, StoreSettings};
+use crate::store::{RedeemReplicas, RedisSettings, RedisTopology, StoreBackend, StoreSettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -13,6 +13,8 @@ pub(crate) const DEFAULT_KEY_PREFIX: &str = "wsticket:";
 const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 500;
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+const DEFAULT_REDEEM_REPLICAS_TIMEOUT_MS: u64 = 100;
+const DEFAULT_REDEEM_REPLICAS_CONNECTIONS: usize = 16;
 pub(crate) const DEFAULT_MEMORY_MAX_ENTRIES: usize = 1_000_000;
 /// Half of the Helm chart's default memory limit (128 MiB): the rest is the
 /// process itself, its buffers and the allocator's slack.
@@ -34,6 +36,9 @@ pub(super) struct RawStore {
     max_in_flight: Option<usize>,
     memory_max_entries: Option<usize>,
     memory_max_bytes: Option<usize>,
+    redeem_replicas: Option<u32>,
+    redeem_replicas_timeout_ms: Option<u64>,
+    redeem_replicas_connections: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -188,13 +193,37 @@ pub(super) fn parse(
         DEFAULT_MAX_IN_FLIGHT,
         1..=1_000_000,
     )?;
+    let redeem_replicas = in_range("store.redeem_replicas", raw.redeem_replicas, 0, 0..=16)?;
+    let redeem_replicas_timeout_ms = in_range(
+        "store.redeem_replicas_timeout_ms",
+        raw.redeem_replicas_timeout_ms,
+        DEFAULT_REDEEM_REPLICAS_TIMEOUT_MS,
+        TIMEOUT_RANGE_MS,
+    )?;
+    let redeem_replicas_connections = in_range(
+        "store.redeem_replicas_connections",
+        raw.redeem_replicas_connections,
+        DEFAULT_REDEEM_REPLICAS_CONNECTIONS,
+        1..=1024,
+    )?;
     let backend = match topology {
         Some(topology) => StoreBackend::Redis(RedisSettings {
             topology,
             command_timeout: Duration::from_millis(command_timeout_ms),
             connect_timeout: Duration::from_millis(connect_timeout_ms),
             max_in_flight,
+            redeem_replicas: (redeem_replicas > 0).then(|| RedeemReplicas {
+                replicas: redeem_replicas,
+                timeout: Duration::from_millis(redeem_replicas_timeout_ms),
+                connections: redeem_replicas_connections,
+            }),
         }),
+        None if redeem_replicas > 0 => {
+            return Err(err(
+                "store.redeem_replicas",
+                "needs a Redis store: the in-memory store has no replicas",
+            ));
+        }
         None => {
             let max_entries = raw.memory_max_entries.unwrap_or(DEFAULT_MEMORY_MAX_ENTRIES);
             if max_entries == 0 {

@@ -8,7 +8,7 @@ mod memory;
 mod redis;
 
 pub(crate) use memory::MemoryStore;
-pub(crate) use redis::{RedisSettings, RedisStore, RedisTopology, check_url};
+pub(crate) use redis::{RedeemReplicas, RedisSettings, RedisStore, RedisTopology, check_url};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +132,10 @@ pub(crate) enum StoreError {
     Full,
     #[error("too many store operations in flight")]
     Busy,
+    /// A consume was applied, but fewer replicas than required confirmed
+    /// it in time: a failover could lose it.
+    #[error("{acked} replica(s) confirmed the consume in time, {wanted} required")]
+    NotReplicated { acked: u32, wanted: u32 },
     #[error("store error: {0}")]
     Other(String),
 }
@@ -144,6 +148,7 @@ impl StoreError {
             StoreError::Connection(_) => "connection",
             StoreError::Busy => "busy",
             StoreError::Full => "full",
+            StoreError::NotReplicated { .. } => "not_replicated",
             StoreError::Other(_) => "other",
         }
     }
@@ -277,6 +282,9 @@ impl Store {
             StoreBackend::Redis(r) => {
                 let mut per_worker = r.clone();
                 per_worker.max_in_flight = r.max_in_flight.div_ceil(workers).max(1);
+                if let Some(w) = &mut per_worker.redeem_replicas {
+                    w.connections = w.connections.div_ceil(workers).max(1);
+                }
                 (0..workers)
                     .map(|_| RedisStore::new(&per_worker).map(|s| Store::Redis(Box::new(s))))
                     .collect()
@@ -293,6 +301,7 @@ impl Store {
             (Store::Redis(_), StoreBackend::Redis(r)) => {
                 let mut own = r.clone();
                 own.max_in_flight = 1;
+                own.redeem_replicas = None;
                 RedisStore::new(&own).map(|s| Store::Redis(Box::new(s)))
             }
             (Store::Redis(_), StoreBackend::Memory { .. }) => {

@@ -206,6 +206,66 @@ pub(crate) struct RedisSettings {
     /// Store operations allowed in flight at once; more fail at once with
     /// `Busy` instead of queueing behind a stalled Redis.
     pub(crate) max_in_flight: usize,
+    /// `store.redeem_replicas`, when above 0.
+    pub(crate) redeem_replicas: Option<RedeemReplicas>,
+}
+
+/// A redeem answers 200 only once `replicas` replicas confirmed its consume
+/// (`WAIT`), within `timeout`; its consumes run on `connections` connections
+/// of their own (per process), one at a time each, since `WAIT` holds the
+/// connection it runs on: nothing else queues behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RedeemReplicas {
+    pub(crate) replicas: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) connections: usize,
+}
+
+/// How the waiting pool makes a connection of its own.
+enum Connector {
+    Single {
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(ClusterClient),
+    Sentinel {
+        client: Mutex<SentinelClient>,
+        config: AsyncConnectionConfig,
+    },
+}
+
+/// The connections of the consumes that wait for replicas.
+struct WaitPool {
+    settings: RedeemReplicas,
+    connector: Connector,
+    /// `None` until first used, and again after a failure.
+    slots: Vec<Mutex<Option<Conn>>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl WaitPool {
+    /// A free connection slot, or `None` when all are waiting (the caller
+    /// fails at once, like `max_in_flight`).
+    fn checkout(&self) -> Option<tokio::sync::MutexGuard<'_, Option<Conn>>> {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (0..n).find_map(|i| self.slots[(start + i) % n].try_lock().ok())
+    }
+
+    async fn connect(&self) -> Result<Conn, RedisError> {
+        Ok(match &self.connector {
+            Connector::Single { client, config } => Conn::Single(
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
+            ),
+            Connector::Cluster(client) => {
+                Conn::Cluster(Box::pin(client.get_async_connection()).await?)
+            }
+            Connector::Sentinel { client, config } => {
+                let mut client = client.lock().await;
+                Conn::Sentinel(Box::pin(client.get_async_connection_with_config(config)).await?)
+            }
+        })
+    }
 }
 
 /// A connection of any topology, usable wherever the crate wants one.
@@ -270,6 +330,7 @@ pub(crate) struct RedisStore {
     mark_revoked: redis::Script,
     revoke_user: redis::Script,
     in_flight: tokio::sync::Semaphore,
+    waiting: Option<WaitPool>,
 }
 
 /// Does the Redis client accept `url`? What is wrong, without the URL (it
@@ -364,71 +425,100 @@ fn cluster_client(
         .map_err(|e| invalid("store.cluster_urls", &e))
 }
 
+/// The connection source of `settings`, and a connector that makes
+/// connections of its own to the same place (for the waiting pool).
+fn connect_to(settings: &RedisSettings) -> Result<(Source, Connector), String> {
+    Ok(match &settings.topology {
+        RedisTopology::Single { url } => {
+            let client = single_client(url)?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(settings.command_timeout))
+                .set_connection_timeout(Some(settings.connect_timeout))
+                // Reconnect quickly; every request that finds the
+                // connection broken starts a new attempt anyway.
+                .set_number_of_retries(2)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500));
+            let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                .map_err(|e| invalid("the Redis connection", &e))?;
+            (Source::Single(conn), Connector::Single { client, config })
+        }
+        RedisTopology::Cluster { urls, password } => {
+            let client = cluster_client(urls, password.as_ref(), settings)?;
+            let source = Source::Cluster {
+                client: client.clone(),
+                conn: RwLock::new(None),
+            };
+            (source, Connector::Cluster(client))
+        }
+        RedisTopology::Sentinel {
+            master_name,
+            urls,
+            db,
+            password,
+            sentinel_password,
+        } => {
+            let node = sentinel_node_info(urls, *db, password.as_ref());
+            let sentinels = urls
+                .iter()
+                .map(|u| {
+                    let info = u.expose_secret().into_connection_info()?;
+                    Ok(match sentinel_password {
+                        Some(p) => {
+                            let auth = info
+                                .redis_settings()
+                                .clone()
+                                .set_password(p.expose_secret());
+                            info.set_redis_settings(auth)
+                        }
+                        None => info,
+                    })
+                })
+                .collect::<redis::RedisResult<Vec<_>>>()
+                .map_err(|e| invalid("store.sentinel.urls", &e))?;
+            let build = || {
+                SentinelClient::build(
+                    sentinels.clone(),
+                    master_name.clone(),
+                    Some(node.clone()),
+                    SentinelServerType::Master,
+                )
+                .map_err(|e| invalid("store.sentinel", &e))
+            };
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(settings.connect_timeout))
+                .set_response_timeout(Some(settings.command_timeout));
+            let source = Source::Sentinel {
+                client: Mutex::new(build()?),
+                config: config.clone(),
+                conn: RwLock::new(None),
+            };
+            let connector = Connector::Sentinel {
+                client: Mutex::new(build()?),
+                config,
+            };
+            (source, connector)
+        }
+    })
+}
+
 impl RedisStore {
     /// Parses the addresses and prepares the connection; does not connect.
     pub(crate) fn new(settings: &RedisSettings) -> Result<Self, String> {
-        let source = match &settings.topology {
-            RedisTopology::Single { url } => {
-                let client = single_client(url)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(settings.command_timeout))
-                    .set_connection_timeout(Some(settings.connect_timeout))
-                    // Reconnect quickly; every request that finds the
-                    // connection broken starts a new attempt anyway.
-                    .set_number_of_retries(2)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                let conn = ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|e| invalid("the Redis connection", &e))?;
-                Source::Single(conn)
-            }
-            RedisTopology::Cluster { urls, password } => {
-                let client = cluster_client(urls, password.as_ref(), settings)?;
-                Source::Cluster {
-                    client,
-                    conn: RwLock::new(None),
-                }
-            }
-            RedisTopology::Sentinel {
-                master_name,
-                urls,
-                db,
-                password,
-                sentinel_password,
-            } => {
-                let node = sentinel_node_info(urls, *db, password.as_ref());
-                let sentinels = urls
-                    .iter()
-                    .map(|u| {
-                        let info = u.expose_secret().into_connection_info()?;
-                        Ok(match sentinel_password {
-                            Some(p) => {
-                                let auth = info
-                                    .redis_settings()
-                                    .clone()
-                                    .set_password(p.expose_secret());
-                                info.set_redis_settings(auth)
-                            }
-                            None => info,
-                        })
-                    })
-                    .collect::<redis::RedisResult<Vec<_>>>()
-                    .map_err(|e| invalid("store.sentinel.urls", &e))?;
-                let client = SentinelClient::build(
-                    sentinels,
-                    master_name.clone(),
-                    Some(node),
-                    SentinelServerType::Master,
-                )
-                .map_err(|e| invalid("store.sentinel", &e))?;
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(settings.connect_timeout))
-                    .set_response_timeout(Some(settings.command_timeout));
-                Source::Sentinel {
-                    client: Mutex::new(client),
-                    config,
-                    conn: RwLock::new(None),
-                }
+        let (source, _) = connect_to(settings)?;
+        let waiting = match settings.redeem_replicas {
+            None => None,
+            Some(r) => {
+                // Its connections wait for WAIT besides the command.
+                let mut own = settings.clone();
+                own.command_timeout += r.timeout;
+                let (_, connector) = connect_to(&own)?;
+                Some(WaitPool {
+                    settings: r,
+                    connector,
+                    slots: (0..r.connections).map(|_| Mutex::new(None)).collect(),
+                    next: Default::default(),
+                })
             }
         };
         Ok(RedisStore {
@@ -441,6 +531,7 @@ impl RedisStore {
             mark_revoked: redis::Script::new(MARK_REVOKED_SCRIPT),
             revoke_user: redis::Script::new(REVOKE_USER_SCRIPT),
             in_flight: tokio::sync::Semaphore::new(settings.max_in_flight),
+            waiting,
         })
     }
 
@@ -518,6 +609,72 @@ impl RedisStore {
         result
     }
 
+    /// The take, then `WAIT replicas timeout`, in one pipeline on a
+    /// connection of the waiting pool (in a Cluster, sent to the master of
+    /// the key's slot, so that the WAIT covers the take). A fresh ticket
+    /// counts as taken only once enough replicas confirmed it: otherwise
+    /// `NotReplicated`, an unknown outcome (the master consumed it, and a
+    /// failover may forget that). Finding it used or missing wrote nothing,
+    /// so the WAIT does not matter then.
+    async fn take_replicated(&self, pool: &WaitPool, key: &str) -> Result<Taken, StoreError> {
+        let wanted = pool.settings.replicas;
+        let Some(mut slot) = pool.checkout() else {
+            return Err(StoreError::Busy);
+        };
+        let mut pipe = redis::pipe();
+        // EVAL, not EVALSHA: a NOSCRIPT inside the pipeline would still run
+        // the WAIT; Redis caches the compiled script by its digest anyway.
+        pipe.cmd("EVAL").arg(TAKE_SCRIPT).arg(1).arg(key);
+        pipe.cmd("WAIT")
+            .arg(wanted)
+            .arg(pool.settings.timeout.as_millis() as u64);
+        let attempt = async {
+            if slot.is_none() {
+                *slot = Some(pool.connect().await?);
+            }
+            let Some(conn) = slot.as_mut() else {
+                unreachable!("connected above")
+            };
+            let replies = match conn {
+                Conn::Cluster(c) => {
+                    use redis::cluster_routing::{Route, SingleNodeRoutingInfo, Slot, SlotAddr};
+                    let master = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
+                    let route = SingleNodeRoutingInfo::SpecificNode(master);
+                    c.route_pipeline(pipe, 0, 2, route).await?
+                }
+                other => pipe.query_async::<Vec<Value>>(other).await?,
+            };
+            let [old, acked] = <[Value; 2]>::try_from(replies).map_err(|_| {
+                RedisError::from((
+                    redis::ErrorKind::Client,
+                    "a pipeline of two answered otherwise",
+                ))
+            })?;
+            Ok::<_, RedisError>((
+                Option::<Vec<u8>>::from_redis_value(old)?,
+                u32::from_redis_value(acked)?,
+            ))
+        };
+        let result = match tokio::time::timeout(self.timeout + pool.settings.timeout, attempt).await
+        {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(&e)),
+        };
+        let (old, acked) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                // A connection of its own: make it again next time.
+                *slot = None;
+                return Err(e);
+            }
+        };
+        match decode(old) {
+            Taken::Fresh(_) if acked < wanted => Err(StoreError::NotReplicated { acked, wanted }),
+            taken => Ok(taken),
+        }
+    }
+
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         self.with_conn(async |c| cmd.query_async::<T>(c).await)
             .await
@@ -559,6 +716,9 @@ impl TicketStore for RedisStore {
     }
 
     async fn take(&self, key: &str) -> Result<Taken, StoreError> {
+        if let Some(pool) = &self.waiting {
+            return self.take_replicated(pool, key).await;
+        }
         // EVALSHA, and EVAL only when Redis answers NOSCRIPT: the script did
         // not run then, so sending it again cannot consume a ticket twice.
         let invocation = self.take.key(key);
@@ -853,6 +1013,7 @@ mod tests {
             command_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             max_in_flight: 1,
+            redeem_replicas: None,
         };
         let cluster = cluster_client(&["redis://127.0.0.1:7000".into()], None, &settings).unwrap();
         let sentinel = sentinel_node_info(&["redis://s1:26379".into()], 0, None);

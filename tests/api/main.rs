@@ -16,6 +16,7 @@ mod observability;
 mod openapi;
 mod redis_faults;
 mod redis_server;
+mod replicated;
 mod revocation;
 mod rotation;
 mod suite;

@@ -390,8 +390,9 @@ impl RedisCluster {
 /// require a password (`requirepass`, and `sentinel-pass` to each other),
 /// which wsticket reads from `store.sentinel.sentinel_password_file`.
 pub struct RedisSentinel {
-    /// Kept to keep the process alive (a watchdog kills it on drop).
-    _master: RedisServer,
+    /// Kept to keep the process alive (a watchdog kills it on drop);
+    /// `None` once killed.
+    master: Option<RedisServer>,
     pub replica: RedisServer,
     pub sentinels: Vec<RedisServer>,
     password: String,
@@ -436,7 +437,7 @@ impl RedisSentinel {
             })
             .collect();
         let s = RedisSentinel {
-            _master: master,
+            master: Some(master),
             replica,
             sentinels,
             password,
@@ -491,6 +492,41 @@ impl RedisSentinel {
             .nth(1)
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Kill the master (it answers nothing from then on); the sentinels
+    /// promote the replica after `down-after-milliseconds`.
+    pub fn kill_master(&mut self) {
+        if let Some(m) = self.master.take() {
+            m.stop();
+        }
+    }
+
+    /// The master closes its replica's link (a paused replica cannot come
+    /// back for what it missed).
+    pub fn cut_replica_link(&self) {
+        let port = self
+            .master
+            .as_ref()
+            .expect("the master runs")
+            .port
+            .to_string();
+        let out = redis_cli(&["-p", &port, "client", "kill", "type", "replica"]);
+        assert!(out.trim() == "1", "client kill: {out}");
+    }
+
+    /// Wait until the sentinels name the replica as the master, and it is.
+    pub fn wait_replica_promoted(&self) {
+        let port = self.replica.port;
+        wait_for("the replica promoted", 30, || {
+            self.master_port() == port
+                && redis_cli(&["-p", &port.to_string(), "role"]).starts_with("master")
+        });
+    }
+
+    /// The master's redis URL (bypassing the sentinels).
+    pub fn master_url(&self) -> String {
+        self.master.as_ref().expect("the master runs").url()
     }
 
     /// `SENTINEL FAILOVER`, then wait until the replica is the master.
