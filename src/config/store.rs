@@ -14,7 +14,7 @@ const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 500;
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 const DEFAULT_REDEEM_REPLICAS_TIMEOUT_MS: u64 = 100;
-const DEFAULT_REDEEM_REPLICAS_CONNECTIONS: usize = 16;
+const DEFAULT_REDEEM_REPLICAS_CONNECTIONS: usize = 64;
 pub(crate) const DEFAULT_MEMORY_MAX_ENTRIES: usize = 1_000_000;
 /// Half of the Helm chart's default memory limit (128 MiB): the rest is the
 /// process itself, its buffers and the allocator's slack.

@@ -240,16 +240,29 @@ struct WaitPool {
     connector: Connector,
     /// `None` until first used, and again after a failure.
     slots: Vec<Mutex<Option<Conn>>>,
+    /// One per slot: who holds one finds a slot free.
+    free: tokio::sync::Semaphore,
     next: std::sync::atomic::AtomicUsize,
 }
 
+/// A connection slot of the waiting pool, held for one redeem.
+type Checkout<'a> = (
+    tokio::sync::SemaphorePermit<'a>,
+    tokio::sync::MutexGuard<'a, Option<Conn>>,
+);
+
 impl WaitPool {
-    /// A free connection slot, or `None` when all are waiting (the caller
-    /// fails at once, like `max_in_flight`).
-    fn checkout(&self) -> Option<tokio::sync::MutexGuard<'_, Option<Conn>>> {
+    /// A free connection slot, waiting at most `patience` for one (how many
+    /// wait is bounded by `max_in_flight`, like every store call).
+    async fn checkout(&self, patience: Duration) -> Option<Checkout<'_>> {
+        let permit = tokio::time::timeout(patience, self.free.acquire())
+            .await
+            .ok()?
+            .ok()?;
         let n = self.slots.len();
         let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        (0..n).find_map(|i| self.slots[(start + i) % n].try_lock().ok())
+        let slot = (0..n).find_map(|i| self.slots[(start + i) % n].try_lock().ok())?;
+        Some((permit, slot))
     }
 
     async fn connect(&self) -> Result<Conn, RedisError> {
@@ -517,6 +530,7 @@ impl RedisStore {
                     settings: r,
                     connector,
                     slots: (0..r.connections).map(|_| Mutex::new(None)).collect(),
+                    free: tokio::sync::Semaphore::new(r.connections),
                     next: Default::default(),
                 })
             }
@@ -618,7 +632,12 @@ impl RedisStore {
     /// so the WAIT does not matter then.
     async fn take_replicated(&self, pool: &WaitPool, key: &str) -> Result<Taken, StoreError> {
         let wanted = pool.settings.replicas;
-        let Some(mut slot) = pool.checkout() else {
+        // Bounded like every store call; then queued for a connection (each
+        // carries one WAIT at a time) for at most the command timeout.
+        let Ok(_in_flight) = self.in_flight.try_acquire() else {
+            return Err(StoreError::Busy);
+        };
+        let Some((_free, mut slot)) = pool.checkout(self.timeout).await else {
             return Err(StoreError::Busy);
         };
         let mut pipe = redis::pipe();
