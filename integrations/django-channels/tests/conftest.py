@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .processes import running
+from .processes import running, wsticket_env, wsticket_listening
 
 ORIGIN = "http://localhost:3000"
 ISSUE_KEY = "wsk_demo-issue-key-not-for-production-000000000"
@@ -67,22 +66,8 @@ class Wsticket:
 def wsticket() -> Iterator[Wsticket]:
     """`wsticket serve --dev` on loopback ports the OS picks, for the whole session."""
     binary = wsticket_binary()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WSTICKET_")}
-    env.update(
-        WSTICKET_LISTEN="127.0.0.1:0",
-        WSTICKET_ADMIN_LISTEN="127.0.0.1:0",
-        WSTICKET_LOG_FORMAT="json",
-        WSTICKET_LOG="info",
-    )
-
-    def listening(line: str) -> str | None:
-        try:
-            fields = json.loads(line).get("fields", {})
-        except ValueError:
-            return None
-        if fields.get("message") == "wsticket listening":
-            return str(fields["addr"])
-        return None
+    env = wsticket_env()
+    listening = wsticket_listening
 
     with running("wsticket", [str(binary), "serve", "--dev"], env=env, ready=listening) as (
         addr,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import queue
+import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -14,6 +18,39 @@ from typing import TypeVar
 import pytest
 
 T = TypeVar("T")
+
+# How daphne is run: on a loopback port the OS picks.
+DAPHNE_ARGS = [sys.executable, "-m", "daphne", "-v", "2", "-e", "tcp:port=0:interface=127.0.0.1"]
+
+
+def wsticket_env() -> dict[str, str]:
+    """The environment of a wsticket process: none of the caller's
+    WSTICKET_ variables, loopback ports the OS picks, JSON logs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSTICKET_")}
+    env.update(
+        WSTICKET_LISTEN="127.0.0.1:0",
+        WSTICKET_ADMIN_LISTEN="127.0.0.1:0",
+        WSTICKET_LOG_FORMAT="json",
+        WSTICKET_LOG="info",
+    )
+    return env
+
+
+def wsticket_listening(line: str) -> str | None:
+    """The address of wsticket's "wsticket listening" log line."""
+    try:
+        fields = json.loads(line).get("fields", {})
+    except ValueError:
+        return None
+    if fields.get("message") == "wsticket listening":
+        return str(fields["addr"])
+    return None
+
+
+def daphne_listening(line: str) -> str | None:
+    """The port of daphne's "Listening on" line."""
+    match = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", line)
+    return match.group(1) if match else None
 
 
 @contextmanager

@@ -7,12 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 import select
 import shutil
 import socket
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -24,7 +22,7 @@ import httpx
 import pytest
 
 from .conftest import ORIGIN, PACKAGE_DIR, wsticket_binary
-from .processes import running
+from .processes import DAPHNE_ARGS, daphne_listening, running, wsticket_env, wsticket_listening
 
 
 def api_key(name: str) -> str:
@@ -110,22 +108,8 @@ def run_wsticket(
     path = config_dir / f"{name}.toml"
     path.write_text(config)
     path.chmod(0o600)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WSTICKET_")}
-    env.update(
-        WSTICKET_LISTEN="127.0.0.1:0",
-        WSTICKET_ADMIN_LISTEN="127.0.0.1:0",
-        WSTICKET_LOG_FORMAT="json",
-        WSTICKET_LOG="info",
-    )
-
-    def listening(line: str) -> str | None:
-        try:
-            fields = json.loads(line).get("fields", {})
-        except ValueError:
-            return None
-        if fields.get("message") == "wsticket listening":
-            return str(fields["addr"])
-        return None
+    env = wsticket_env()
+    listening = wsticket_listening
 
     args = [str(wsticket_binary()), "serve", "--config", str(path)]
     with running(name, args, env=env, ready=listening) as (addr, log):
@@ -186,11 +170,8 @@ def run_daphne(wsticket_url: str, name: str = "daphne") -> Iterator[Daphne]:
         PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_DIR), env.get("PYTHONPATH")])),
     )
 
-    def listening(line: str) -> str | None:
-        match = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", line)
-        return match.group(1) if match else None
-
-    args = [sys.executable, "-m", "daphne", "-v", "2", "-e", "tcp:port=0:interface=127.0.0.1"]
+    listening = daphne_listening
+    args = DAPHNE_ARGS
     with running(
         name,
         [*args, "tests.e2e_asgi:application"],

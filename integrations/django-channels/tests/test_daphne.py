@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
-import sys
 import time
 from collections.abc import Iterator
 
@@ -20,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
 
 from .conftest import ORIGIN, PACKAGE_DIR, Wsticket
-from .processes import running
+from .processes import DAPHNE_ARGS, daphne_listening, running
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +30,8 @@ def daphne(wsticket: Wsticket) -> Iterator[tuple[str, list[str]]]:
         PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_DIR), env.get("PYTHONPATH")])),
     )
 
-    def listening(line: str) -> str | None:
-        match = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", line)
-        return match.group(1) if match else None
-
-    args = [sys.executable, "-m", "daphne", "-v", "2", "-e", "tcp:port=0:interface=127.0.0.1"]
+    listening = daphne_listening
+    args = DAPHNE_ARGS
     # Daphne's access log goes to stdout, the application's logs to stderr: read both.
     with running(
         "daphne",
