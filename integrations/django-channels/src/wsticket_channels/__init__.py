@@ -26,7 +26,7 @@ from .revocation import (
     stop_revocation_listener,
 )
 from .transport import (
-    HttpxTransport,
+    AsyncioTransport,
     Transport,
     TransportError,
     TransportResponse,
@@ -40,8 +40,8 @@ __all__ = [
     "QUERY_PARAM",
     "SUBPROTOCOL",
     "SUBPROTOCOL_PREFIX",
+    "AsyncioTransport",
     "ConnectionRegistry",
-    "HttpxTransport",
     "RevocationListener",
     "Transport",
     "TransportError",

@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 from django.dispatch import Signal
 
-from . import _settings, signals
+from . import _http, _settings, signals
 from ._settings import EventsConfig
 from ._sse import SSEError, SSEEvent, SSEParser
 
@@ -352,11 +351,11 @@ class RevocationListener:
         self._signal_tasks.clear()
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(
-            trust_env=False,  # the key goes to WSTICKET_URL, never to a proxy
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=0),
-        ) as client:
+        # A client of its own: the stream holds its connection for hours. Like
+        # the middleware's, it reads no proxy settings (the key goes to
+        # WSTICKET_URL only) and follows no redirects.
+        client = _http.Client(max_connections=1)
+        try:
             delay: float | None = None
             while True:
                 try:
@@ -377,6 +376,8 @@ class RevocationListener:
                     delay = self._retry if delay is None else min(delay * 2, cap)
                     wait = delay
                 await asyncio.sleep(wait)
+        finally:
+            await client.aclose()
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -416,37 +417,25 @@ class RevocationListener:
         )
         return _Outcome.REFUSED
 
-    async def _attempt(self, client: httpx.AsyncClient) -> _Outcome:
+    async def _attempt(self, client: _http.Client) -> _Outcome:
         config = self.config
-        request = client.build_request(
-            "GET",
-            config.url,
-            headers=self._headers(),
-            timeout=httpx.Timeout(
-                connect=config.timeout,
-                read=config.idle_timeout,
-                write=config.timeout,
-                pool=config.timeout,
-            ),
-        )
         try:
-            response = await asyncio.wait_for(client.send(request, stream=True), config.timeout)
-        except (TimeoutError, httpx.TimeoutException):
+            async with asyncio.timeout(config.timeout):
+                response = await client.request("GET", config.url, headers=self._headers())
+        except TimeoutError:
             return self._failed("timeout")
-        except httpx.ConnectError:
-            return self._failed("connect")
-        except httpx.HTTPError:
-            return self._failed("protocol")
+        except _http.HTTPError as e:
+            return self._failed("connect" if e.reason == "connect" else "protocol")
         try:
             return await self._read(response)
-        except httpx.ReadTimeout:
+        except TimeoutError:  # no byte for idle_timeout seconds
             logger.warning(
                 "revocation listener: no heartbeat from wsticket for %s s; reconnecting",
                 f"{config.idle_timeout:g}",
             )
             self.last_error = "idle_timeout"
             return _Outcome.STREAMED
-        except (httpx.HTTPError, SSEError) as e:
+        except (_http.HTTPError, SSEError) as e:
             reason = "too_large" if isinstance(e, SSEError) else "protocol"
             logger.warning(
                 "revocation listener: the event stream broke (%s); reconnecting", reason
@@ -454,13 +443,14 @@ class RevocationListener:
             self.last_error = reason
             return _Outcome.STREAMED
         finally:
-            await response.aclose()
+            response.close()
 
-    async def _read(self, response: httpx.Response) -> _Outcome:
-        status = response.status_code
-        media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    async def _read(self, response: _http.Response) -> _Outcome:
+        status = response.status
+        media_type = response.media_type
         if status != 200:
-            code = await _problem_code(response)
+            async with asyncio.timeout(self.config.timeout):
+                code = await _problem_code(response)
             reason = f"{status} {code}"
             if status == 401:
                 return self._refused(
@@ -495,7 +485,12 @@ class RevocationListener:
         self.last_error = None
         self._failures = 0
         parser = SSEParser(last_event_id=self.last_event_id)
-        async for chunk in response.aiter_bytes():
+        idle_timeout = self.config.idle_timeout
+        while True:
+            async with asyncio.timeout(idle_timeout):
+                chunk = await response.read_chunk()
+            if not chunk:
+                break
             events = parser.feed(chunk)
             if parser.retry is not None:
                 self._retry = parser.retry / 1000
@@ -606,15 +601,12 @@ def _json_object(data: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-async def _problem_code(response: httpx.Response) -> str:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > _MAX_PROBLEM_BYTES:
-            return "-"
-        chunks.append(chunk)
-    data = _json_object(b"".join(chunks).decode("utf-8", "replace"))
+async def _problem_code(response: _http.Response) -> str:
+    try:
+        body = await response.read_all(_MAX_PROBLEM_BYTES)
+    except _http.HTTPError:
+        return "-"
+    data = _json_object(body.decode("utf-8", "replace"))
     code = data.get("code") if data else None
     if isinstance(code, str) and code.isascii() and code.replace("_", "").isalpha():
         return code[:64]

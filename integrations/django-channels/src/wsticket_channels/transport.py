@@ -2,8 +2,9 @@
 
 Everything that talks to wsticket goes through a :class:`Transport`: one
 method that POSTs a JSON body and hands back the status, media type and body.
-:class:`HttpxTransport` is the implementation used by default; another HTTP
-client fits behind the same protocol (pass it as
+:class:`AsyncioTransport` (a small HTTP/1.1 client on asyncio, in
+``_http``) is the implementation used by default; another HTTP client fits
+behind the same protocol (pass it as
 ``WsTicketMiddleware(inner, transport=...)``).
 
 A transport never logs, and its errors never carry the request: they say
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import weakref
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
+from . import _http
 
 #: wsticket's answers are small; anything bigger is not wsticket.
 MAX_BODY_BYTES = 64 * 1024
@@ -60,33 +61,29 @@ class Transport(Protocol):
         ...
 
 
-class HttpxTransport:
-    """A pooled ``httpx.AsyncClient`` per event loop.
+class AsyncioTransport:
+    """A small HTTP/1.1 client on asyncio, with a pool of keep-alive
+    connections per event loop.
 
-    An ASGI server runs one event loop per process, so this is one pooled
-    client per process, reused by every handshake. A client is bound to the
-    loop it was created in, so a second loop (tests, ``async_to_sync``) gets
-    its own instead of sharing connections across loops.
+    An ASGI server runs one event loop per process, so this is one pool per
+    process, reused by every handshake; a second loop (tests,
+    ``async_to_sync``) gets its own. It is written for this one job: the
+    middleware calls it on every WebSocket handshake, in the ASGI server's
+    process, and it costs a fraction of the CPU of a general-purpose client
+    (``bench/daphne`` measures it).
 
-    The client ignores proxy environment variables (``trust_env=False``): the
-    redeem key goes straight to ``WSTICKET_URL`` and nowhere else. It never
-    follows redirects.
+    It reads no proxy environment variables (the redeem key goes straight to
+    ``WSTICKET_URL`` and nowhere else), never follows redirects, never
+    retries, and drops a connection after any error, timeout or answer not
+    read to its end. ``https://`` URLs are verified against the system trust
+    store, or against ``ssl_context`` when given (a private CA:
+    ``ssl.create_default_context(cafile=...)``).
     """
 
-    def __init__(self, *, limits: httpx.Limits | None = None) -> None:
-        self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
-        self._clients = weakref.WeakKeyDictionary()
-
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(
-                limits=self._limits, trust_env=False, follow_redirects=False
-            )
-            self._clients[loop] = client
-        return client
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext | None = None, max_connections: int = 100
+    ) -> None:
+        self._client = _http.Client(ssl_context=ssl_context, max_connections=max_connections)
 
     async def post_json(
         self,
@@ -96,66 +93,36 @@ class HttpxTransport:
         body: Mapping[str, object],
         timeout: float,
     ) -> TransportResponse:
-        client = self._client()
         content = json.dumps(body, separators=(",", ":")).encode()
         all_headers = {"Content-Type": "application/json", "Accept": "application/json"}
         all_headers.update(headers)
         try:
-            return await asyncio.wait_for(
-                self._post(client, url, all_headers, content, timeout), timeout
-            )
-        except (TimeoutError, httpx.TimeoutException):
+            async with asyncio.timeout(timeout):
+                response = await self._client.request(
+                    "POST", url, headers=all_headers, body=content
+                )
+                try:
+                    data = await response.read_all(MAX_BODY_BYTES)
+                finally:
+                    response.close()  # a no-op once the body is read: then it is pooled
+        except TimeoutError:
             raise TransportError("timeout") from None
-        except httpx.TransportError as e:
-            reason = (
-                "connect" if isinstance(e, httpx.ConnectError | httpx.ProxyError) else "protocol"
-            )
-            raise TransportError(reason) from None
-        except httpx.HTTPError:
-            raise TransportError("protocol") from None
-
-    @staticmethod
-    async def _post(
-        client: httpx.AsyncClient,
-        url: str,
-        headers: Mapping[str, str],
-        content: bytes,
-        timeout: float,
-    ) -> TransportResponse:
-        request = client.build_request(
-            "POST", url, headers=headers, content=content, timeout=httpx.Timeout(timeout)
-        )
-        response = await client.send(request, stream=True)
-        try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise TransportError("too_large")
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        return TransportResponse(
-            status=response.status_code, media_type=media_type, body=b"".join(chunks)
-        )
+        except _http.HTTPError as e:
+            raise TransportError(e.reason) from None
+        return TransportResponse(status=response.status, media_type=response.media_type, body=data)
 
     async def aclose(self) -> None:
-        """Close the client of the running event loop, if there is one.
+        """Close the idle connections of the running event loop.
 
         Call it from a lifespan shutdown handler if you want a clean exit;
         otherwise the connections go when the process does.
         """
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        await self._client.aclose()
 
 
-_default_transport = HttpxTransport()
+_default_transport = AsyncioTransport()
 
 
-def get_default_transport() -> HttpxTransport:
+def get_default_transport() -> AsyncioTransport:
     """The process-wide transport that the middleware and the view use by default."""
     return _default_transport

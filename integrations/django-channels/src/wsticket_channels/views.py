@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from . import _settings
-from .transport import HttpxTransport, Transport, TransportError, get_default_transport
+from .transport import AsyncioTransport, Transport, TransportError, get_default_transport
 
 logger = logging.getLogger("wsticket_channels")
 
@@ -75,7 +75,7 @@ def _audience(body: bytes) -> str | None:
     return audience
 
 
-def _transport_for(request: HttpRequest) -> tuple[Transport, HttpxTransport | None]:
+def _transport_for(request: HttpRequest) -> tuple[Transport, AsyncioTransport | None]:
     """The pooled transport under ASGI; a one-off client otherwise.
 
     Under WSGI, Django runs an async view in an event loop of its own for
@@ -84,7 +84,7 @@ def _transport_for(request: HttpRequest) -> tuple[Transport, HttpxTransport | No
     """
     if isinstance(request, ASGIRequest):
         return get_default_transport(), None
-    one_off = HttpxTransport()
+    one_off = AsyncioTransport()
     return one_off, one_off
 
 
