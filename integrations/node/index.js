@@ -6,11 +6,12 @@
 // and 'gap' events (by default one line on console.error / console.warn),
 // whose messages are written here.
 
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 
 /** @typedef {import('./index.js').Identity} Identity */
 /** @typedef {import('./index.js').AuthResult} AuthResult */
@@ -199,7 +200,26 @@ function looksLikeJwt(s) {
 function requestIdOf(req) {
   const id = req.headers['x-request-id'];
   if (typeof id === 'string' && REQUEST_ID_FORM.test(id) && !/^ws[tk]_/i.test(id) && !looksLikeJwt(id)) return id;
-  return randomBytes(16).toString('hex');
+  return randomRequestId();
+}
+
+// Random request ids are cut from a pool filled 256 at a time rather than
+// by a randomBytes(16) call per upgrade, which showed in CPU profiles of
+// bench/handshake.js (see bench/README.md). The pool holds only ids yet to
+// be used: request ids are correlation ids, not secrets.
+const ID_BYTES = 16;
+const idPool = Buffer.alloc(ID_BYTES * 256);
+let idOffset = idPool.length;
+
+/** A random 32-character hex id. */
+function randomRequestId() {
+  if (idOffset === idPool.length) {
+    randomFillSync(idPool);
+    idOffset = 0;
+  }
+  const id = idPool.toString('hex', idOffset, idOffset + ID_BYTES);
+  idOffset += ID_BYTES;
+  return id;
 }
 
 // ---------------------------------------------------------------------------
@@ -260,14 +280,15 @@ function endpointOf(url, path) {
 
 /**
  * One POST, never retried. Resolves with the answer or with why there is none.
- * @param {URL} url
+ * @param {typeof http | typeof https} transport
+ * @param {import('node:http').RequestOptions} target where to, from urlToHttpOptions, made once
  * @param {import('node:http').Agent} agent
  * @param {Record<string, string>} headers
  * @param {string} body
  * @param {number} timeoutMs
  * @returns {Promise<Answer>}
  */
-function post(url, agent, headers, body, timeoutMs) {
+function post(transport, target, agent, headers, body, timeoutMs) {
   return new Promise((resolve) => {
     let timedOut = false;
     let settled = false;
@@ -283,11 +304,10 @@ function post(url, agent, headers, body, timeoutMs) {
     /** @param {unknown} cause */
     const fail = (cause) => settle(timedOut ? { error: 'timeout' } : { error: 'unreachable', cause });
 
-    const transport = url.protocol === 'https:' ? https : http;
     /** @type {import('node:http').ClientRequest} */
     let req;
     try {
-      req = transport.request(url, { method: 'POST', agent, headers }, onResponse);
+      req = transport.request({ ...target, method: 'POST', agent, headers }, onResponse);
     } catch (err) {
       settle({ error: 'unreachable', cause: err });
       return;
@@ -413,6 +433,8 @@ export const createAuthenticator = (options) => {
   }
   const ownAgent = options.agent === undefined;
   const transport = redeemUrl.protocol === 'https:' ? https : http;
+  // Parsed once rather than by http.request on every redeem.
+  const target = urlToHttpOptions(redeemUrl);
   const agent = options.agent ?? new transport.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' });
   const authorization = `Bearer ${redeemKey}`;
 
@@ -458,7 +480,7 @@ export const createAuthenticator = (options) => {
     const body = JSON.stringify(typeof clientIp === 'string' && isIP(clientIp) !== 0
       ? { ticket, origin, client_ip: clientIp }
       : { ticket, origin });
-    const answer = await post(redeemUrl, agent, {
+    const answer = await post(transport, target, agent, {
       'content-type': 'application/json',
       'content-length': String(Buffer.byteLength(body)),
       accept: 'application/json, application/problem+json',
