@@ -10,9 +10,9 @@
 //   flock /tmp/wsticket-heavy.lock node bench/handshake.js [options]
 //
 //   --connections N   handshakes in flight (default 16)
-//   --handshakes N    handshakes per round (default 6000)
+//   --handshakes N    handshakes per round (default 20000)
 //   --rounds N        rounds of (a, b) (default 2)
-//   --warmup N        handshakes per variant before the first round (default 2000)
+//   --warmup N        handshakes per variant before the first round (default 5000)
 //   --carrier C       query (?ticket=, the default) or protocol (Sec-WebSocket-Protocol)
 //   --profile DIR     run both servers with node --cpu-prof, profiles written
 //                     to DIR/ws.cpuprofile and DIR/helper.cpuprofile (the
@@ -159,9 +159,9 @@ async function loadRole() {
 function parseArgs(argv) {
   const options = {
     connections: 16,
-    handshakes: 6000,
+    handshakes: 20000,
     rounds: 2,
-    warmup: 2000,
+    warmup: 5000,
     carrier: /** @type {Carrier} */ ('query'),
     /** @type {string | undefined} */
     profile: undefined,
