@@ -214,14 +214,16 @@ async fn the_memory_budget_in_bytes_refuses_mints_past_it_until_tickets_expire()
         .replace("memory_max_entries = 100000", "memory_max_bytes = 1048576");
     let app = spawn_toml(&text, prefix).await;
     app.get("/readyz").await.expect(200, None);
-    // 4 KiB claims: a few hundred tickets fill 1 MiB.
+    // 4 KiB claims: a few hundred tickets fill 1 MiB. They live 3 s, so
+    // none expires (and frees its room) while the store fills, even on a
+    // loaded machine.
     let claims = json!({ "blob": "x".repeat(4000) });
     let mut minted = 0;
     let refused = loop {
         let r = app
             .mint_as(
                 ISSUER,
-                json!({"user_id": "a", "origin": ORIGIN, "claims": claims, "ttl_secs": 1}),
+                json!({"user_id": "a", "origin": ORIGIN, "claims": claims, "ttl_secs": 3}),
             )
             .await;
         if r.status != 201 {
@@ -239,7 +241,7 @@ async fn the_memory_budget_in_bytes_refuses_mints_past_it_until_tickets_expire()
         .await
         .expect(503, Some("store_unavailable"));
     // Once they expire, the store takes mints again and is ready.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     app.get("/readyz").await.expect(200, None);
     app.mint().await;
     let m = app.metrics().await;
