@@ -66,7 +66,9 @@ pub fn run() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    telemetry::init();
+    // Held to the end of this function: the last lines (why it stopped) are
+    // written out when it is dropped.
+    let _log = telemetry::init();
     let loaded = if args.dev {
         Settings::load_dev(args.config.as_deref(), &ProcessEnv)
     } else {

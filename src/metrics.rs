@@ -51,6 +51,22 @@ impl Collector for MemoryStoreCollector {
     }
 }
 
+/// `wsticket_log_lines_dropped_total`, brought up to the log writer's own
+/// count at every scrape.
+struct DroppedLogLines(prometheus::IntCounter);
+
+impl Collector for DroppedLogLines {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let behind = crate::telemetry::dropped_lines().saturating_sub(self.0.get());
+        self.0.inc_by(behind);
+        self.0.collect()
+    }
+}
+
 /// 0.5 ms … 1 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -172,6 +188,11 @@ impl Metrics {
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m.registry.register(Box::new(build))?;
+        m.registry
+            .register(Box::new(DroppedLogLines(prometheus::IntCounter::new(
+                "wsticket_log_lines_dropped_total",
+                "Log lines dropped because 2 MiB of lines were already waiting to be written (stderr not read fast enough)",
+            )?)))?;
         #[cfg(target_os = "linux")]
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -7,13 +7,13 @@ use crate::auth::{API_KEY_PREFIX, looks_like_jwt};
 use crate::core::TicketCore;
 use crate::domain::TICKET_PREFIX;
 use crate::metrics::Metrics;
+use crate::telemetry::REQUEST_ID;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{Error, web};
 use std::time::Instant;
-use tracing::Instrument;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,7 +38,10 @@ fn request_id(given: Option<&HeaderValue>) -> String {
             use rand::RngCore;
             let mut bytes = [0u8; 16];
             rand::rng().fill_bytes(&mut bytes);
-            hex::encode(bytes)
+            let mut id = [0u8; 32];
+            // Cannot fail: 32 hex digits for 16 bytes.
+            let _ = hex::encode_to_slice(bytes, &mut id);
+            std::str::from_utf8(&id).unwrap_or_default().to_owned()
         }
     }
 }
@@ -79,10 +82,10 @@ where
 {
     let metrics = metrics.clone();
     let id = request_id(req.headers().get(X_REQUEST_ID));
-    let span = tracing::info_span!("request", request_id = id.as_str());
     let started = Instant::now();
-    let fut = srv.call(req).instrument(span.clone());
-    async move {
+    let fut = srv.call(req);
+    // Every line logged while serving the request names its id.
+    REQUEST_ID.scope(id.into_boxed_str(), async move {
         let mut res = fut.await?;
         let took = started.elapsed();
         let req = res.request();
@@ -90,19 +93,17 @@ where
         let method = method_label(req.method());
         let status = res.status().as_u16();
         metrics.http_request(&route, method, status, took);
-        span.in_scope(|| {
-            tracing::info!(
-                target: "wsticket::access",
-                method,
-                route = %route,
-                status,
-                latency_ms = took.as_secs_f64() * 1000.0,
-                "request"
-            )
-        });
-        set_request_id(&mut res, &id);
+        tracing::info!(
+            target: "wsticket::access",
+            method,
+            route = %route,
+            status,
+            latency_ms = took.as_secs_f64() * 1000.0,
+            "request"
+        );
+        REQUEST_ID.with(|id| set_request_id(&mut res, id));
         Ok(res)
-    }
+    })
 }
 
 /// The admin listener's: a request id on every answer, nothing logged.

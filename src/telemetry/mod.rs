@@ -3,13 +3,27 @@
 //! (default `info`). Nothing in wsticket logs a header, a query string, a
 //! body, a ticket or a key; request lines carry the route pattern only.
 //!
-//! A value a caller chose (a user id, a client name) is always recorded as a
-//! `&str` field, never with `%`: the text format then prints it quoted and
-//! escaped (`user_id="mallory audience=admin"`), the JSON format as a JSON
-//! string, so it cannot pose as other fields or lines.
+//! Lines are formatted on the thread that logs them ([`format`]) and written
+//! to stderr in batches by a thread of their own ([`sink`]): a request never
+//! waits for the log's reader. Lines that cannot wait are dropped and
+//! counted ([`dropped_lines`], the metric `wsticket_log_lines_dropped_total`).
+//!
+//! Lines are formatted by [`format::Lines`] (see there for the shapes and
+//! why not `tracing-subscriber`'s `fmt` layer). A value a caller chose (a
+//! user id, a client name) is always recorded as a `&str` field, never with
+//! `%`: the text format then prints it quoted and escaped
+//! (`user_id="mallory audience=admin"`), the JSON format as a JSON string,
+//! so it cannot pose as other fields or lines.
 
+mod format;
+mod sink;
+
+pub(crate) use format::REQUEST_ID;
+pub(crate) use sink::dropped_lines;
+
+use format::{Lines, Style};
+use sink::{Sink, SinkGuard};
 use std::fmt;
-use std::io::IsTerminal;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -45,26 +59,36 @@ impl Visit for IsStreamError {
     }
 }
 
-pub(crate) fn init() {
+/// Keeps the writer thread; dropping it writes out the lines still pending
+/// (for up to a second), so hold it until the process is about to exit.
+#[must_use = "dropping the guard stops the log writer"]
+pub(crate) struct LogGuard {
+    _writer: Option<SinkGuard>,
+}
+
+pub(crate) fn init() -> LogGuard {
     let filter = std::env::var("WSTICKET_LOG").unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
         eprintln!("WSTICKET_LOG is not a valid filter ({e}); using \"info\"");
         EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        // A log line that cannot be written (whoever read stderr went away)
-        // is lost, and that is all: by default the library reports it with
-        // eprintln!, which panics on the same closed stderr, in whatever
-        // thread logged (a request worker, the shutdown task).
-        .log_internal_errors(false)
-        .with_writer(std::io::stderr);
     let json = std::env::var("WSTICKET_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    // A second init (tests in one process) keeps the first subscriber.
-    let _ = if json {
-        builder.json().finish().with(QuietClientErrors).try_init()
-    } else {
-        builder.finish().with(QuietClientErrors).try_init()
+    let style = if json { Style::Json } else { Style::Text };
+    let Some((sink, guard)) = Sink::start(std::io::stderr()) else {
+        eprintln!("wsticket: cannot start the log writer thread; logging nothing");
+        return LogGuard { _writer: None };
     };
+    // A second init (tests in one process) keeps the first subscriber, and
+    // its writer: the new one is dropped unused.
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(QuietClientErrors)
+        .with(Lines::new(sink, style))
+        .try_init();
+    match installed {
+        Ok(()) => LogGuard {
+            _writer: Some(guard),
+        },
+        Err(_) => LogGuard { _writer: None },
+    }
 }

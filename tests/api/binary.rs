@@ -691,6 +691,106 @@ fn a_closed_log_pipe_neither_panics_nor_blocks_shutdown() {
     assert_eq!(status.code(), Some(0), "exit status");
 }
 
+/// Whoever reads the log may stall (a log shipper that fell behind): the
+/// requests go on being answered, and every access line is either written
+/// or counted as dropped, none lost unseen.
+#[test]
+fn a_stalled_log_reader_costs_lines_not_requests() {
+    const REQUESTS: usize = 32_000;
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev"])
+        .env("WSTICKET_LISTEN", "127.0.0.1:0")
+        .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("WSTICKET_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let (base, admin) = loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "no listening line"
+        );
+        if line.contains("wsticket listening") {
+            let addr = listening_addr(&line).unwrap();
+            let rest = line.split("admin_addr=").nth(1).unwrap();
+            let admin = rest.split_whitespace().next().unwrap().trim_matches('"');
+            break (format!("http://{addr}"), format!("http://{admin}"));
+        }
+    };
+    // Nobody reads the pipe now: its buffer fills after a few hundred lines.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dropped = rt.block_on(async {
+        let client = http();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (client, base) = (client.clone(), base.clone());
+                tokio::spawn(async move {
+                    for _ in 0..REQUESTS / 16 {
+                        let r = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            client.get(format!("{base}/healthz")).send(),
+                        )
+                        .await
+                        .expect("a request waited for the log");
+                        assert_eq!(r.unwrap().status().as_u16(), 200);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let m = client
+            .get(format!("{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        gauge(&m, "wsticket_log_lines_dropped_total")
+    });
+    assert!(
+        dropped > 0.0,
+        "the queue of 8192 lines cannot hold {REQUESTS}"
+    );
+    // Read again; stop the server; count what was written.
+    let counter = std::thread::spawn(move || {
+        reader
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains("wsticket::access") && l.contains("/healthz"))
+            .count()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let written = counter.join().unwrap();
+    assert!(
+        written as f64 + dropped >= REQUESTS as f64,
+        "{written} access lines written and {dropped} dropped of {REQUESTS}"
+    );
+    assert!(
+        written >= 10_000,
+        "the pending lines were written: {written}"
+    );
+}
+
 /// SIGTERM: /readyz turns 503 while the server still serves for
 /// `shutdown_delay_secs`; then no new connection is accepted, the request in
 /// flight still completes, and the process exits 0.
