@@ -97,8 +97,17 @@ def test_select_subprotocol(
 
 def test_looks_like_ticket() -> None:
     assert looks_like_ticket(T)
+    assert looks_like_ticket("wst_" + "a" * 252)  # 256 characters: the most accepted
     # Only a cheap filter: the exact form is wsticket's to check.
-    for bad in ["", "WST_dev_x", "wst_dev_a b", "wst_dev_a+b", "wst_" + "a" * 300, "\ufffd"]:
+    for bad in [
+        "",
+        "WST_dev_x",
+        "wst_dev_a b",
+        "wst_dev_a+b",
+        "wst_" + "a" * 253,
+        "wst_a\n",
+        "\ufffd",
+    ]:
         assert not looks_like_ticket(bad)
 
 

@@ -10,6 +10,7 @@ sees one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,11 @@ SUBPROTOCOL_PREFIX = "wsticket."
 _PROTOCOL_HEADER = b"sec-websocket-protocol"
 _TICKET_PREFIX = "wst_"
 _TICKET_MAX_LEN = 256
-_TICKET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+# The prefix, then A-Z a-z 0-9 _ - up to _TICKET_MAX_LEN in all: one regex
+# match (a loop over the characters cost a few µs per handshake).
+_TICKET_RE = re.compile(
+    re.escape(_TICKET_PREFIX) + f"[A-Za-z0-9_-]{{0,{_TICKET_MAX_LEN - len(_TICKET_PREFIX)}}}"
+)
 
 
 @dataclass(frozen=True)
@@ -103,11 +108,7 @@ def take_tickets(scope: Mapping[str, Any]) -> Carried:
 
 def looks_like_ticket(ticket: str) -> bool:
     """A cheap local check before a round trip; wsticket does the real parsing."""
-    return (
-        ticket.startswith(_TICKET_PREFIX)
-        and len(ticket) <= _TICKET_MAX_LEN
-        and all(c in _TICKET_CHARS for c in ticket)
-    )
+    return _TICKET_RE.fullmatch(ticket) is not None
 
 
 def origin_of(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
