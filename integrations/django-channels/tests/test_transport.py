@@ -206,6 +206,20 @@ async def test_server_closes_an_idle_connection() -> None:
         await transport.aclose()
 
 
+async def test_a_connection_idle_too_long_is_not_reused(server: Server) -> None:
+    # Dropped before the server's keep-alive would close it: a request never
+    # goes out on a connection the server is closing at that moment.
+    transport = AsyncioTransport(max_idle=0.2)
+    await post(transport, server.url + "/json")
+    await post(transport, server.url + "/json")
+    assert server.connections == 1
+    await asyncio.sleep(0.3)
+    await post(transport, server.url + "/json")
+    assert server.connections == 2
+    await server.wait_closed(1)  # the stale one was closed, not leaked
+    await transport.aclose()
+
+
 async def test_chunked_answer(server: Server) -> None:
     transport = AsyncioTransport()
     for _ in range(2):

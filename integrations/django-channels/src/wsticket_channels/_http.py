@@ -12,7 +12,8 @@ caller's CPU per redeem; this client a small fraction of that (see
 - one pool of keep-alive connections per event loop and per host; a
   connection goes back to the pool only after a complete answer on a
   connection the server keeps open, and a pooled connection that the server
-  closed (or sent anything on) while idle is dropped, never reused;
+  closed (or sent anything on) while idle, or that has been idle longer than
+  ``max_idle`` (4 s: under wsticket's keep-alive), is dropped, never reused;
 - answers framed by ``Content-Length``, ``chunked``, or the end of the
   connection; ``1xx`` interim answers skipped;
 - no proxy (environment variables are not read), no redirects, no
@@ -42,6 +43,11 @@ _MAX_LINE_BYTES = 4096
 #: Reading is paused while this much is buffered and unread.
 _HIGH_WATER = 256 * 1024
 _USER_AGENT = "wsticket-channels"
+#: A pooled connection idle longer than this is closed, not reused: shorter
+#: than the 5 s after which wsticket (actix-web's default keep-alive) closes
+#: an idle connection, so that a request never races that close (written
+#: just as the server's FIN arrives, it would get no answer).
+DEFAULT_MAX_IDLE_SECONDS = 4.0
 
 
 class HTTPError(Exception):
@@ -103,6 +109,7 @@ class _Connection(asyncio.Protocol):
         self.eof = False
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
+        self.idle_since = 0.0
 
     # asyncio.Protocol
 
@@ -351,8 +358,11 @@ def _parse_head(head: bytes) -> tuple[str, int, dict[str, str]]:
 class _Pool:
     """The connections of one event loop: idle ones by origin, and a cap on all."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_connections: int) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, max_connections: int, max_idle: float
+    ) -> None:
         self.loop = loop
+        self.max_idle = max_idle
         self.idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self.slots = asyncio.Semaphore(max_connections)
         self.in_use: set[_Connection] = set()
@@ -360,9 +370,12 @@ class _Pool:
 
     def get_idle(self, origin: tuple[str, str, int]) -> _Connection | None:
         idle = self.idle.get(origin)
+        if not idle:
+            return None
+        oldest = self.loop.time() - self.max_idle
         while idle:
             conn = idle.pop()  # the most recently used one: the least likely to be stale
-            if conn.reusable_idle():
+            if conn.reusable_idle() and conn.idle_since >= oldest:
                 return conn
             conn.close()
             self.slots.release()
@@ -373,6 +386,7 @@ class _Pool:
             self.discard(conn)
             return
         self.in_use.discard(conn)
+        conn.idle_since = self.loop.time()
         self.idle.setdefault(conn.origin, []).append(conn)
 
     def discard(self, conn: _Connection) -> None:
@@ -399,10 +413,15 @@ class Client:
     """
 
     def __init__(
-        self, *, ssl_context: ssl.SSLContext | None = None, max_connections: int = 100
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 100,
+        max_idle: float = DEFAULT_MAX_IDLE_SECONDS,
     ) -> None:
         self._ssl_context = ssl_context
         self._max_connections = max_connections
+        self._max_idle = max_idle
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool]
         self._pools = weakref.WeakKeyDictionary()
 
@@ -410,7 +429,7 @@ class Client:
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
         if pool is None:
-            pool = self._pools[loop] = _Pool(loop, self._max_connections)
+            pool = self._pools[loop] = _Pool(loop, self._max_connections, self._max_idle)
         return pool
 
     def _ssl(self) -> ssl.SSLContext:

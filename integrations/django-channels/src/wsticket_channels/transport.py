@@ -25,6 +25,10 @@ from . import _http
 #: wsticket's answers are small; anything bigger is not wsticket.
 MAX_BODY_BYTES = 64 * 1024
 
+# json.dumps with any non-default argument builds a JSONEncoder per call:
+# build the compact one once.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
 
 @dataclass(frozen=True)
 class TransportResponse:
@@ -75,15 +79,24 @@ class AsyncioTransport:
     It reads no proxy environment variables (the redeem key goes straight to
     ``WSTICKET_URL`` and nowhere else), never follows redirects, never
     retries, and drops a connection after any error, timeout or answer not
-    read to its end. ``https://`` URLs are verified against the system trust
-    store, or against ``ssl_context`` when given (a private CA:
+    read to its end, and one idle longer than ``max_idle`` seconds (4: less
+    than the 5 s after which wsticket closes an idle connection, so that a
+    redeem never goes out on a connection the server is closing).
+    ``https://`` URLs are verified against the system trust store, or
+    against ``ssl_context`` when given (a private CA:
     ``ssl.create_default_context(cafile=...)``).
     """
 
     def __init__(
-        self, *, ssl_context: ssl.SSLContext | None = None, max_connections: int = 100
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 100,
+        max_idle: float = _http.DEFAULT_MAX_IDLE_SECONDS,
     ) -> None:
-        self._client = _http.Client(ssl_context=ssl_context, max_connections=max_connections)
+        self._client = _http.Client(
+            ssl_context=ssl_context, max_connections=max_connections, max_idle=max_idle
+        )
 
     async def post_json(
         self,
@@ -93,7 +106,7 @@ class AsyncioTransport:
         body: Mapping[str, object],
         timeout: float,
     ) -> TransportResponse:
-        content = json.dumps(body, separators=(",", ":")).encode()
+        content = _encode_json(body).encode()
         all_headers = {"Content-Type": "application/json", "Accept": "application/json"}
         all_headers.update(headers)
         try:
