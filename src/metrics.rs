@@ -191,7 +191,7 @@ impl Metrics {
         m.registry
             .register(Box::new(DroppedLogLines(prometheus::IntCounter::new(
                 "wsticket_log_lines_dropped_total",
-                "Log lines dropped because 2 MiB of lines were already waiting to be written (stderr not read fast enough)",
+                "Log lines dropped because 8192 lines were already waiting to be written (stderr not read fast enough)",
             )?)))?;
         #[cfg(target_os = "linux")]
         m.registry.register(Box::new(

@@ -785,10 +785,7 @@ fn a_stalled_log_reader_costs_lines_not_requests() {
         written as f64 + dropped >= REQUESTS as f64,
         "{written} access lines written and {dropped} dropped of {REQUESTS}"
     );
-    assert!(
-        written >= 10_000,
-        "the pending lines were written: {written}"
-    );
+    assert!(written >= 8192, "the queued lines were written: {written}");
 }
 
 /// SIGTERM: /readyz turns 503 while the server still serves for
