@@ -634,20 +634,48 @@ async fn malformed_http_logs_no_error() {
     assert!(!log.contains("ERROR"), "{log}");
 }
 
+/// `serve --dev` on free ports with its stderr piped to the test.
+fn spawn_dev_with_piped_log(log_filter: &str) -> Child {
+    Command::new(BIN)
+        .args(["serve", "--dev"])
+        .env("WSTICKET_LISTEN", "127.0.0.1:0")
+        .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("WSTICKET_LOG", log_filter)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(pid: u32) {
+    let pid = pid.to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(sent.unwrap().success(), "kill -TERM {pid}");
+}
+
+/// SIGTERM, then its exit status (killed and failed after 10 s).
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    sigterm(child.id());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still running 10 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whoever reads the log may go away first (a supervisor, a pipe to a
 /// log shipper): a line that cannot be written is lost, nothing more. The
 /// service keeps serving and still stops cleanly on SIGTERM.
 #[test]
 fn a_closed_log_pipe_neither_panics_nor_blocks_shutdown() {
     use std::io::BufRead;
-    let mut child = Command::new(BIN)
-        .args(["serve", "--dev"])
-        .env("WSTICKET_LISTEN", "127.0.0.1:0")
-        .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_dev_with_piped_log("info");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = lines
         .by_ref()
@@ -669,26 +697,7 @@ fn a_closed_log_pipe_neither_panics_nor_blocks_shutdown() {
         });
         assert_eq!(status.as_u16(), 200);
     }
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("still running 10 s after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0), "exit status");
+    assert_eq!(terminate(&mut child).code(), Some(0), "exit status");
 }
 
 /// Whoever reads the log may stall (a log shipper that fell behind): the
@@ -697,15 +706,7 @@ fn a_closed_log_pipe_neither_panics_nor_blocks_shutdown() {
 #[test]
 fn a_stalled_log_reader_costs_lines_not_requests() {
     const REQUESTS: usize = 32_000;
-    let mut child = Command::new(BIN)
-        .args(["serve", "--dev"])
-        .env("WSTICKET_LISTEN", "127.0.0.1:0")
-        .env("WSTICKET_ADMIN_LISTEN", "127.0.0.1:0")
-        .env("WSTICKET_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_dev_with_piped_log("info");
     let mut reader = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let (base, admin) = loop {
@@ -771,15 +772,7 @@ fn a_stalled_log_reader_costs_lines_not_requests() {
             .count()
     });
     std::thread::sleep(Duration::from_millis(200));
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(terminate(&mut child).code(), Some(0));
     let written = counter.join().unwrap();
     assert!(
         written as f64 + dropped >= REQUESTS as f64,
@@ -849,15 +842,8 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         b"retry: 1000\n\n"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = p.child.id().to_string();
     let signalled = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(p.child.id());
     // The stream ends at once, so its subscriber reconnects elsewhere.
     let end = tokio::time::timeout(Duration::from_secs(2), events.chunk()).await;
     assert!(
