@@ -100,7 +100,5 @@ LOGGING = {
         "wsticket_channels": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "chat": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "django": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
-        # Its INFO line per request repeats what wsticket_channels says.
-        "httpx": {"level": "WARNING"},
     },
 }
