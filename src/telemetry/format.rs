@@ -55,7 +55,12 @@ impl<S: Subscriber, O: Output> Layer<S> for Lines<O> {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let write = |buf: &mut Vec<u8>| {
             buf.clear();
-            format_line(self.style, SystemTime::now(), event, buf);
+            let now = SystemTime::now();
+            let in_request =
+                REQUEST_ID.try_with(|id| format_line(self.style, now, event, Some(id), buf));
+            if in_request.is_err() {
+                format_line(self.style, now, event, None, buf);
+            }
             self.out.line(buf);
         };
         BUFFER.with(|b| match b.try_borrow_mut() {
@@ -66,51 +71,53 @@ impl<S: Subscriber, O: Output> Layer<S> for Lines<O> {
     }
 }
 
-fn format_line(style: Style, now: SystemTime, event: &Event<'_>, buf: &mut Vec<u8>) {
+/// One line into `buf`; `id`: the request being served, if any.
+fn format_line(
+    style: Style,
+    now: SystemTime,
+    event: &Event<'_>,
+    id: Option<&str>,
+    buf: &mut Vec<u8>,
+) {
     let meta = event.metadata();
-    let id = REQUEST_ID.try_with(|id| {
-        write_head(style, now, meta.level(), Some(id), buf);
-    });
-    if id.is_err() {
-        write_head(style, now, meta.level(), None, buf);
+    write_head(style, now, meta.level(), id, buf);
+    let target_at = buf.len();
+    if style == Style::Text {
+        buf.extend_from_slice(meta.target().as_bytes());
+        buf.extend_from_slice(b": ");
+    } else {
+        buf.extend_from_slice(b"\"fields\":{");
     }
     let mut fields = Fields {
-        buf: std::mem::take(buf),
+        buf,
         style,
         log_target: None,
         first: true,
     };
+    event.record(&mut fields);
+    // A `log` record names its own target, not the bridge's.
+    let log_target = fields.log_target.take();
     match style {
         Style::Text => {
-            let at = fields.buf.len();
-            fields.buf.extend_from_slice(meta.target().as_bytes());
-            fields.buf.extend_from_slice(b": ");
-            event.record(&mut fields);
-            if let Some(target) = &fields.log_target {
-                // A `log` record: its own target, not the bridge's.
-                let end = at + meta.target().len();
-                fields.buf.splice(at..end, target.bytes());
+            if let Some(target) = log_target {
+                let end = target_at + meta.target().len();
+                buf.splice(target_at..end, target.bytes());
             }
-            fields.buf.push(b'\n');
+            buf.push(b'\n');
         }
         Style::Json => {
-            fields.buf.extend_from_slice(b"\"fields\":{");
-            event.record(&mut fields);
-            fields.buf.extend_from_slice(b"},\"target\":");
-            let target = fields.log_target.take();
-            json_str(&mut fields.buf, target.as_deref().unwrap_or(meta.target()));
-            let _ = REQUEST_ID.try_with(|id| {
-                let buf = &mut fields.buf;
+            buf.extend_from_slice(b"},\"target\":");
+            json_str(buf, log_target.as_deref().unwrap_or(meta.target()));
+            if let Some(id) = id {
                 buf.extend_from_slice(b",\"span\":{\"request_id\":");
                 json_str(buf, id);
                 buf.extend_from_slice(b",\"name\":\"request\"},\"spans\":[{\"request_id\":");
                 json_str(buf, id);
                 buf.extend_from_slice(b",\"name\":\"request\"}]");
-            });
-            fields.buf.extend_from_slice(b"}\n");
+            }
+            buf.extend_from_slice(b"}\n");
         }
     }
-    *buf = fields.buf;
 }
 
 /// Text: `<time> <LEVEL> request{request_id=…}: `; JSON: the object's
@@ -158,15 +165,18 @@ fn write_time(now: SystemTime, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&date);
     out.push(b'.');
-    let micros = since.subsec_micros();
-    let mut digits = [b'0'; 6];
-    let mut n = micros;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out.extend_from_slice(&digits);
+    let mut micros = [0u8; 6];
+    put_digits(&mut micros, u64::from(since.subsec_micros()));
+    out.extend_from_slice(&micros);
     out.push(b'Z');
+}
+
+/// `v` in decimal, right-aligned in `out` and padded with zeros.
+fn put_digits(out: &mut [u8], mut v: u64) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 /// "YYYY-MM-DDTHH:MM:SS" of a Unix time (proleptic Gregorian calendar; the
@@ -184,18 +194,12 @@ fn civil(secs: u64) -> [u8; 19] {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
     let mut s = [0u8; 19];
-    let mut put = |at: usize, width: usize, mut v: u64| {
-        for i in (at..at + width).rev() {
-            s[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, year.min(9999));
-    put(5, 2, month);
-    put(8, 2, day);
-    put(11, 2, rem / 3600);
-    put(14, 2, rem / 60 % 60);
-    put(17, 2, rem % 60);
+    put_digits(&mut s[0..4], year.min(9999));
+    put_digits(&mut s[5..7], month);
+    put_digits(&mut s[8..10], day);
+    put_digits(&mut s[11..13], rem / 3600);
+    put_digits(&mut s[14..16], rem / 60 % 60);
+    put_digits(&mut s[17..19], rem % 60);
     for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
         s[at] = c;
     }
@@ -205,14 +209,14 @@ fn civil(secs: u64) -> [u8; 19] {
 /// An event's fields, as `fmt` writes them: text `message k=v k="str"`,
 /// JSON `"message":"…","k":v`. A `log` record's `log.*` fields are not
 /// written; `log.target` replaces the event's target.
-struct Fields {
-    buf: Vec<u8>,
+struct Fields<'a> {
+    buf: &'a mut Vec<u8>,
     style: Style,
     log_target: Option<String>,
     first: bool,
 }
 
-impl Fields {
+impl Fields<'_> {
     /// The separator and the name; false for a field not to write.
     fn name(&mut self, field: &Field) -> bool {
         let name = field.name();
@@ -234,7 +238,7 @@ impl Fields {
                 if !first {
                     self.buf.push(b',');
                 }
-                json_str(&mut self.buf, name);
+                json_str(self.buf, name);
                 self.buf.push(b':');
             }
         }
@@ -248,7 +252,7 @@ impl Fields {
     }
 }
 
-impl Visit for Fields {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "log.target" {
             self.log_target = Some(value.to_owned());
@@ -262,8 +266,8 @@ impl Visit for Fields {
             Style::Text if field.name() == "message" => {
                 self.buf.extend_from_slice(value.as_bytes())
             }
-            Style::Text => quoted(&mut self.buf, value),
-            Style::Json => json_str(&mut self.buf, value),
+            Style::Text => quoted(self.buf, value),
+            Style::Json => json_str(self.buf, value),
         }
     }
 
@@ -273,11 +277,11 @@ impl Visit for Fields {
         }
         match self.style {
             Style::Text => {
-                let _ = write!(Bytes(&mut self.buf), "{value:?}");
+                let _ = write!(Bytes(self.buf), "{value:?}");
             }
             Style::Json => {
                 self.buf.push(b'"');
-                let _ = write!(JsonEscaped(&mut self.buf), "{value:?}");
+                let _ = write!(JsonEscaped(self.buf), "{value:?}");
                 self.buf.push(b'"');
             }
         }
