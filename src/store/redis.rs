@@ -647,14 +647,15 @@ impl RedisStore {
         pipe.cmd("WAIT")
             .arg(wanted)
             .arg(pool.settings.timeout.as_millis() as u64);
+        // The connection is out of its slot while in use, and goes back only
+        // after a whole answer: one that failed or timed out is dropped, and
+        // the next redeem on this slot makes another.
         let attempt = async {
-            if slot.is_none() {
-                *slot = Some(pool.connect().await?);
-            }
-            let Some(conn) = slot.as_mut() else {
-                unreachable!("connected above")
+            let mut conn = match slot.take() {
+                Some(conn) => conn,
+                None => pool.connect().await?,
             };
-            let replies = match conn {
+            let replies = match &mut conn {
                 Conn::Cluster(c) => {
                     use redis::cluster_routing::{Route, SingleNodeRoutingInfo, Slot, SlotAddr};
                     let master = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
@@ -669,10 +670,12 @@ impl RedisStore {
                     "a pipeline of two answered otherwise",
                 ))
             })?;
-            Ok::<_, RedisError>((
+            let answer = (
                 Option::<Vec<u8>>::from_redis_value(old)?,
                 u32::from_redis_value(acked)?,
-            ))
+            );
+            *slot = Some(conn);
+            Ok::<_, RedisError>(answer)
         };
         let result = match tokio::time::timeout(self.timeout + pool.settings.timeout, attempt).await
         {
@@ -680,14 +683,7 @@ impl RedisStore {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(classify(&e)),
         };
-        let (old, acked) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                // A connection of its own: make it again next time.
-                *slot = None;
-                return Err(e);
-            }
-        };
+        let (old, acked) = result?;
         match decode(old) {
             Taken::Fresh(_) if acked < wanted => Err(StoreError::NotReplicated { acked, wanted }),
             taken => Ok(taken),
