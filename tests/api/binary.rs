@@ -101,7 +101,19 @@ impl Proc {
         Proc { child, log, base }
     }
 
+    /// Stops it as an orchestrator does (SIGTERM; SIGKILL only if it is
+    /// still running 10 s later), so that it writes out the log lines still
+    /// queued for its writer thread, and returns its log.
     pub fn stop(mut self) -> String {
+        // Not once it has exited and been waited for: its pid may be reused.
+        if self.child.try_wait().unwrap().is_none() {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.kill();
         // Let the reader thread drain the pipe.
         std::thread::sleep(Duration::from_millis(100));
