@@ -302,6 +302,12 @@ impl Store {
                 let mut own = r.clone();
                 own.max_in_flight = 1;
                 own.redeem_replicas = None;
+                // A blocking read waits up to half its timeout for events
+                // (`events`); doubled, the answer still has a whole command
+                // timeout to arrive. With half of one, a busy host (a
+                // saturated CPU delays the idle reader's wake-up) had the
+                // reader warn of timeouts though Redis answered.
+                own.command_timeout *= 2;
                 RedisStore::new(&own).map(|s| Store::Redis(Box::new(s)))
             }
             (Store::Redis(_), StoreBackend::Memory { .. }) => {
