@@ -4,11 +4,10 @@
 //! body, a ticket or a key; request lines carry the route pattern only.
 //!
 //! Lines are formatted on the thread that logs them ([`format`]) and written
-//! to stderr by a thread of their own (`tracing-appender`'s non-blocking
-//! writer, through a 64 KiB buffer: one `write` per batch of lines), so a
-//! request never waits for the log's reader. When the reader falls behind
-//! (a stalled pipe, a slow disk), at most [`QUEUED_LINES`] lines wait; the
-//! lines beyond are dropped and counted ([`dropped_lines`], the metric
+//! to stderr in batches by a thread of their own ([`sink`]), so a request
+//! never waits for the log's reader. When the reader falls behind (a stalled
+//! pipe, a slow disk), at most 8,192 lines wait; the lines beyond are
+//! dropped and counted ([`dropped_lines`], the metric
 //! `wsticket_log_lines_dropped_total`).
 //!
 //! Lines are formatted by [`format::Lines`] (see there for the shapes and
@@ -19,16 +18,16 @@
 //! so it cannot pose as other fields or lines.
 
 mod format;
+mod sink;
 
 pub(crate) use format::REQUEST_ID;
+pub(crate) use sink::dropped_lines;
 
 use format::{Lines, Style};
+use sink::{Sink, SinkGuard};
 use std::fmt;
-use std::io::{BufWriter, Write as _};
-use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -62,39 +61,11 @@ impl Visit for IsStreamError {
     }
 }
 
-/// Lines that may wait for the writer thread: about 2 MiB at ~250 bytes a
-/// line, 0.1 s of a busy instance's log.
-const QUEUED_LINES: usize = 8192;
-
-/// The writer's buffer: one `write` to stderr per this many bytes at most.
-const WRITE_BUFFER: usize = 64 * 1024;
-
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
-
-/// Log lines dropped since start because [`QUEUED_LINES`] were already
-/// waiting.
-pub(crate) fn dropped_lines() -> u64 {
-    DROPPED
-        .get()
-        .map_or(0, |c| u64::try_from(c.dropped_lines()).unwrap_or(u64::MAX))
-}
-
-/// The writer's end for [`Lines`].
-struct Sink(NonBlocking);
-
-impl format::Output for Sink {
-    fn line(&self, line: &[u8]) {
-        // A clone is two reference counts; a line that cannot be queued is
-        // dropped (and counted) by the writer itself.
-        let _ = self.0.clone().write_all(line);
-    }
-}
-
 /// Keeps the writer thread; dropping it writes out the lines still queued
 /// (for up to a second), so hold it until the process is about to exit.
 #[must_use = "dropping the guard stops the log writer"]
 pub(crate) struct LogGuard {
-    _writer: Option<WorkerGuard>,
+    _writer: Option<SinkGuard>,
 }
 
 pub(crate) fn init() -> LogGuard {
@@ -105,28 +76,21 @@ pub(crate) fn init() -> LogGuard {
     });
     let json = std::env::var("WSTICKET_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let style = if json { Style::Json } else { Style::Text };
-    // A line that cannot be written (whoever read stderr went away) is
-    // lost, and that is all: nothing reports it on the same closed stderr.
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("wsticket-log")
-        .finish(BufWriter::with_capacity(WRITE_BUFFER, std::io::stderr()));
-    let dropped = writer.error_counter();
+    let Some((sink, guard)) = Sink::start(std::io::stderr()) else {
+        eprintln!("wsticket: cannot start the log writer thread; logging nothing");
+        return LogGuard { _writer: None };
+    };
     // A second init (tests in one process) keeps the first subscriber, and
-    // its writer: the new one is dropped unused.
+    // its writer: the new one is stopped unused.
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(QuietClientErrors)
-        .with(Lines::new(Sink(writer), style))
+        .with(Lines::new(sink, style))
         .try_init();
     match installed {
-        Ok(()) => {
-            let _ = DROPPED.set(dropped);
-            LogGuard {
-                _writer: Some(guard),
-            }
-        }
+        Ok(()) => LogGuard {
+            _writer: Some(guard),
+        },
         Err(_) => LogGuard { _writer: None },
     }
 }
