@@ -444,8 +444,12 @@ fn connect_to(settings: &RedisSettings) -> Result<(Source, Connector), String> {
     Ok(match &settings.topology {
         RedisTopology::Single { url } => {
             let client = single_client(url)?;
+            // No response timeout of the crate's: every call already runs
+            // under the command timeout (`with_conn`), and a second timer per
+            // command costs CPU for nothing (a timed-out reply never made the
+            // crate reconnect either: it is not an unrecoverable error).
             let config = ConnectionManagerConfig::new()
-                .set_response_timeout(Some(settings.command_timeout))
+                .set_response_timeout(None)
                 .set_connection_timeout(Some(settings.connect_timeout))
                 // Reconnect quickly; every request that finds the
                 // connection broken starts a new attempt anyway.
@@ -498,9 +502,10 @@ fn connect_to(settings: &RedisSettings) -> Result<(Source, Connector), String> {
                 )
                 .map_err(|e| invalid("store.sentinel", &e))
             };
+            // Like the single node's: only the command timeout of `with_conn`.
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(settings.connect_timeout))
-                .set_response_timeout(Some(settings.command_timeout));
+                .set_response_timeout(None);
             let source = Source::Sentinel {
                 client: Mutex::new(build()?),
                 config: config.clone(),
