@@ -181,9 +181,23 @@ impl TicketCore {
                 })
             };
             let (fresh, used) = (seal(Record::Fresh, &fresh)?, seal(Record::Used, &used)?);
+            // Where the redeem will look for its user's revocations, for a
+            // store that reads them in the same step as the take.
+            let not_before_key = self
+                .store
+                .reads_not_before_in_take()
+                .then(|| {
+                    let fp =
+                        policy
+                            .keyring
+                            .fingerprint_for(&ticket, "user", subject.user.as_ref())?;
+                    Some(self.not_before_key(&fp))
+                })
+                .flatten();
             let records = Records {
                 fresh: &fresh,
                 used: &used,
+                not_before_key: not_before_key.as_deref(),
             };
             let ttl = Duration::from_secs(ttl_secs);
             if self

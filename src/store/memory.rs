@@ -473,7 +473,11 @@ mod tests {
     const LONG: Duration = Duration::from_secs(60);
 
     fn records(fresh: &'static [u8]) -> Records<'static> {
-        Records { fresh, used: b"u" }
+        Records {
+            fresh,
+            used: b"u",
+            not_before_key: None,
+        }
     }
 
     #[tokio::test]

@@ -36,6 +36,34 @@ pub(crate) enum StoreBackend {
 pub(crate) struct Records<'a> {
     pub(crate) fresh: &'a [u8],
     pub(crate) used: &'a [u8],
+    /// The key of its user's not-before times, for a store that reads them
+    /// in the same step as the take ([`TicketStore::reads_not_before_in_take`]);
+    /// not secret (a keyed fingerprint, like every key name).
+    pub(crate) not_before_key: Option<&'a str>,
+}
+
+/// The not-before times a take found under the key the stored value named,
+/// read in the same atomic step as the take. The redeemer checks that the
+/// key is its user's (the name is stored in the clear) before trusting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NotBeforeRead {
+    pub(crate) key: String,
+    /// Field (`*` or an audience) and time (unix ms); fields that were not
+    /// a time are left out.
+    pub(crate) times: Vec<(String, u64)>,
+}
+
+impl NotBeforeRead {
+    /// The latest of the times of `*` and of `audience` (0: none), as
+    /// [`TicketStore::not_before`] answers.
+    pub(crate) fn for_audience(&self, audience: &str) -> u64 {
+        self.times
+            .iter()
+            .filter(|(field, _)| field == "*" || field == audience)
+            .map(|(_, at)| *at)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// What an atomic take found.
@@ -168,6 +196,26 @@ pub(crate) trait TicketStore {
     /// Atomically take the fresh record, leaving only the used one for the
     /// remaining time to live; or find the used one. Never creates a key.
     fn take(&self, key: &str) -> impl Future<Output = Result<Taken, StoreError>> + Send;
+
+    /// Does `take_reading_not_before` read the not-before times that a
+    /// fresh value names (its [`Records::not_before_key`])? Then minting
+    /// should name them.
+    fn reads_not_before_in_take(&self) -> bool {
+        false
+    }
+
+    /// [`take`](Self::take), and for a fresh value that names its user's
+    /// not-before key, the times under it, read in the same atomic step
+    /// (one round trip instead of two). `None`: read them separately.
+    fn take_reading_not_before(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<(Taken, Option<NotBeforeRead>), StoreError>> + Send
+    where
+        Self: Sync,
+    {
+        async move { Ok((self.take(key).await?, None)) }
+    }
 
     /// Does the store answer?
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -341,6 +389,23 @@ impl TicketStore for Store {
         match self {
             Store::Memory(s) => s.take(key).await,
             Store::Redis(s) => s.take(key).await,
+        }
+    }
+
+    fn reads_not_before_in_take(&self) -> bool {
+        match self {
+            Store::Memory(s) => s.reads_not_before_in_take(),
+            Store::Redis(s) => s.reads_not_before_in_take(),
+        }
+    }
+
+    async fn take_reading_not_before(
+        &self,
+        key: &str,
+    ) -> Result<(Taken, Option<NotBeforeRead>), StoreError> {
+        match self {
+            Store::Memory(s) => s.take_reading_not_before(key).await,
+            Store::Redis(s) => s.take_reading_not_before(key).await,
         }
     }
 

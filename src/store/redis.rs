@@ -3,9 +3,14 @@
 //!
 //! * mint: `SET key value NX EX ttl` — never overwrites. The value holds
 //!   both sealed records of the ticket: `0x02 || len(fresh) as u16 BE ||
-//!   fresh || used`;
+//!   fresh || used`, or, naming the key of its user's not-before times (in
+//!   the clear: a keyed fingerprint, like every key name), `0x03 ||
+//!   len(name) as u8 || name || len(fresh) as u16 BE || fresh || used`;
 //! * redeem: one Lua script (atomic in Redis) that returns the old value and,
-//!   if it is fresh, replaces it with `0x00 || used`, keeping the TTL. The
+//!   if it is fresh, replaces it with `0x00 || used`, keeping the TTL; for a
+//!   value that names a not-before key, outside a Cluster, it returns that
+//!   key's times too, read in the same step (a Cluster would need the key in
+//!   the ticket's slot: there the redeemer reads them in a second call). The
 //!   fresh record is gone from Redis from then on, so no edit of a used value
 //!   can bring it back (the used record is sealed as such and never opens as
 //!   a fresh one), while the used record still names the user of a reuse.
@@ -28,7 +33,8 @@
 //!   answers writes with `READONLY`, which is such a failure).
 
 use super::{
-    EventBatch, EventId, Hold, Records, StoreError, StoredEvent, Taken, Throttle, TicketStore,
+    EventBatch, EventId, Hold, NotBeforeRead, Records, StoreError, StoredEvent, Taken, Throttle,
+    TicketStore,
 };
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
@@ -49,16 +55,30 @@ use tokio::sync::{Mutex, RwLock};
 /// First byte of a stored value: a fresh ticket (both records), or a used
 /// or revoked one (the used record alone).
 const FRESH: u8 = 2;
+/// A fresh ticket whose value names its user's not-before key.
+const FRESH_NAMED: u8 = 3;
 const USED: u8 = 0;
 const REVOKED: u8 = 1;
 
-/// KEYS[1]: the ticket's store key. Returns the value found (nil if none);
+/// KEYS[1]: the ticket's store key; ARGV[1]: `1` to read the not-before
+/// key a fresh value names (never in a Cluster: another slot). Returns the
+/// value found (nil if none), or `{value, not-before key, its HGETALL}`;
 /// a fresh value is replaced by its used record.
 const TAKE_SCRIPT: &str = r#"
 local v = redis.call('GET', KEYS[1])
-if v and #v >= 3 and string.byte(v, 1) == 2 then
-  local n = string.byte(v, 2) * 256 + string.byte(v, 3)
-  redis.call('SET', KEYS[1], '\0' .. string.sub(v, 4 + n), 'KEEPTTL')
+if not v or #v < 3 then return v end
+local t, at, nb = string.byte(v, 1), 2, nil
+if t == 3 then
+  local m = string.byte(v, 2)
+  nb, at = string.sub(v, 3, 2 + m), 3 + m
+elseif t ~= 2 then
+  return v
+end
+if #v < at + 1 then return v end
+local n = string.byte(v, at) * 256 + string.byte(v, at + 1)
+redis.call('SET', KEYS[1], '\0' .. string.sub(v, at + 2 + n), 'KEEPTTL')
+if nb and ARGV[1] == '1' then
+  return {v, nb, redis.call('HGETALL', nb)}
 end
 return v
 "#;
@@ -67,12 +87,17 @@ return v
 /// record marked revoked, keeping the TTL; returns 1 then, else 0.
 const REVOKE_SCRIPT: &str = r#"
 local v = redis.call('GET', KEYS[1])
-if v and #v >= 3 and string.byte(v, 1) == 2 then
-  local n = string.byte(v, 2) * 256 + string.byte(v, 3)
-  redis.call('SET', KEYS[1], '\1' .. string.sub(v, 4 + n), 'KEEPTTL')
-  return 1
+if not v or #v < 3 then return 0 end
+local t, at = string.byte(v, 1), 2
+if t == 3 then
+  at = 3 + string.byte(v, 2)
+elseif t ~= 2 then
+  return 0
 end
-return 0
+if #v < at + 1 then return 0 end
+local n = string.byte(v, at) * 256 + string.byte(v, at + 1)
+redis.call('SET', KEYS[1], '\1' .. string.sub(v, at + 2 + n), 'KEEPTTL')
+return 1
 "#;
 
 /// KEYS[1]: the ticket's store key. A used value is marked revoked,
@@ -137,12 +162,39 @@ return {1, 0}
 fn encode(records: Records<'_>) -> Result<Vec<u8>, StoreError> {
     let len = u16::try_from(records.fresh.len())
         .map_err(|_| StoreError::Other("a fresh record over 64 KiB".into()))?;
-    let mut v = Vec::with_capacity(3 + records.fresh.len() + records.used.len());
-    v.push(FRESH);
+    // A name too long to state in a byte is left out: the redeemer then
+    // reads the times in a call of their own.
+    let named = records
+        .not_before_key
+        .and_then(|k| Some((k, u8::try_from(k.len()).ok()?)));
+    let mut v = Vec::with_capacity(
+        4 + named.map_or(0, |(k, _)| k.len()) + records.fresh.len() + records.used.len(),
+    );
+    match named {
+        Some((key, n)) => {
+            v.push(FRESH_NAMED);
+            v.push(n);
+            v.extend_from_slice(key.as_bytes());
+        }
+        None => v.push(FRESH),
+    }
     v.extend_from_slice(&len.to_be_bytes());
     v.extend_from_slice(records.fresh);
     v.extend_from_slice(records.used);
     Ok(v)
+}
+
+/// Where a fresh value's fresh record is, if `v` is one.
+fn fresh_record(v: &[u8]) -> Option<std::ops::Range<usize>> {
+    let at = match *v.first()? {
+        FRESH => 1,
+        FRESH_NAMED => 2 + usize::from(*v.get(1)?),
+        _ => return None,
+    };
+    let len = v.get(at..at + 2)?;
+    let n = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    let fresh = at + 2..at + 2 + n;
+    (v.len() >= fresh.end).then_some(fresh)
 }
 
 /// What the take script returned, as the script read it.
@@ -151,15 +203,15 @@ fn decode(old: Option<Vec<u8>>) -> Taken {
         return Taken::Missing;
     };
     match v.first() {
-        Some(&FRESH) if v.len() >= 3 => {
-            let n = usize::from(u16::from_be_bytes([v[1], v[2]]));
-            if v.len() < 3 + n {
-                return Taken::Missing;
+        Some(&FRESH | &FRESH_NAMED) => match fresh_record(&v) {
+            Some(fresh) => {
+                v.truncate(fresh.end);
+                v.drain(..fresh.start);
+                Taken::Fresh(v)
             }
-            v.truncate(3 + n);
-            v.drain(..3);
-            Taken::Fresh(v)
-        }
+            // Cut short: not written by wsticket.
+            None => Taken::Missing,
+        },
         Some(&USED) => {
             v.remove(0);
             Taken::Used(v)
@@ -171,6 +223,30 @@ fn decode(old: Option<Vec<u8>>) -> Taken {
         // Not written by this version of wsticket.
         _ => Taken::Missing,
     }
+}
+
+/// The take script's reply: the value it found, and the not-before times
+/// it read, if it read any.
+fn take_reply(reply: Value) -> redis::RedisResult<(Option<Vec<u8>>, Option<NotBeforeRead>)> {
+    let Value::Array(items) = reply else {
+        return Ok((Option::<Vec<u8>>::from_redis_value(reply)?, None));
+    };
+    let Ok([old, key, fields]) = <[Value; 3]>::try_from(items) else {
+        return Err(RedisError::from((
+            redis::ErrorKind::Client,
+            "the take script answered an array of another length",
+        )));
+    };
+    let flat = Vec::<String>::from_redis_value(fields)?;
+    let times = flat
+        .chunks_exact(2)
+        .filter_map(|pair| Some((pair[0].clone(), pair[1].parse().ok()?)))
+        .collect();
+    let read = NotBeforeRead {
+        key: String::from_redis_value(key)?,
+        times,
+    };
+    Ok((Option::<Vec<u8>>::from_redis_value(old)?, Some(read)))
 }
 
 /// Where Redis is. URLs and passwords are secrets: a URL may carry a
@@ -748,6 +824,28 @@ impl TicketStore for RedisStore {
         Ok(decode(old))
     }
 
+    fn reads_not_before_in_take(&self) -> bool {
+        // A Cluster keeps the user's key in another slot; the waiting
+        // pool's take is a pipeline of its own.
+        !matches!(self.source, Source::Cluster { .. }) && self.waiting.is_none()
+    }
+
+    async fn take_reading_not_before(
+        &self,
+        key: &str,
+    ) -> Result<(Taken, Option<NotBeforeRead>), StoreError> {
+        if !self.reads_not_before_in_take() {
+            return Ok((self.take(key).await?, None));
+        }
+        let mut invocation = self.take.key(key);
+        invocation.arg(1);
+        let reply: Value = self
+            .with_conn(async |c| invocation.invoke_async(c).await)
+            .await?;
+        let (old, read) = take_reply(reply).map_err(|e| classify(&e))?;
+        Ok((decode(old), read))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // A cluster answers PING from any node; ask about the whole cluster.
         if let Source::Cluster { .. } = self.source {
@@ -985,6 +1083,7 @@ mod tests {
         let v = encode(Records {
             fresh: b"FRESH",
             used: b"USED",
+            not_before_key: None,
         })
         .unwrap();
         assert_eq!(&v[..3], &[2, 0, 5]);
@@ -1004,6 +1103,56 @@ mod tests {
             Taken::Revoked(b"USED".to_vec())
         );
         assert_eq!(decode(Some(b"\x03old".to_vec())), Taken::Missing);
+        // Naming its user's not-before key.
+        let named = encode(Records {
+            fresh: b"FRESH",
+            used: b"USED",
+            not_before_key: Some("p:nb:abc"),
+        })
+        .unwrap();
+        assert_eq!(named, b"\x03\x08p:nb:abc\x00\x05FRESHUSED");
+        assert_eq!(decode(Some(named.clone())), Taken::Fresh(b"FRESH".to_vec()));
+        for cut in 1..named.len() - 4 {
+            assert_eq!(decode(Some(named[..cut].to_vec())), Taken::Missing, "{cut}");
+        }
+        // A name too long for its length byte is left out.
+        let long = "k".repeat(256);
+        let unnamed = encode(Records {
+            fresh: b"FRESH",
+            used: b"USED",
+            not_before_key: Some(&long),
+        })
+        .unwrap();
+        assert_eq!(unnamed, v);
+    }
+
+    #[test]
+    fn the_take_script_reply_gives_the_value_and_the_times_it_read() {
+        let bulk = |s: &[u8]| Value::BulkString(s.to_vec());
+        assert_eq!(take_reply(Value::Nil).unwrap(), (None, None));
+        assert_eq!(
+            take_reply(bulk(b"\0USED")).unwrap(),
+            (Some(b"\0USED".to_vec()), None)
+        );
+        let reply = Value::Array(vec![
+            bulk(b"v"),
+            bulk(b"p:nb:abc"),
+            Value::Array(vec![
+                bulk(b"*"),
+                bulk(b"100"),
+                bulk(b"chat"),
+                bulk(b"300"),
+                bulk(b"odd"),
+                bulk(b"not a time"),
+            ]),
+        ]);
+        let (old, read) = take_reply(reply).unwrap();
+        assert_eq!(old, Some(b"v".to_vec()));
+        let read = read.unwrap();
+        assert_eq!(read.key, "p:nb:abc");
+        assert_eq!(read.for_audience("chat"), 300);
+        assert_eq!(read.for_audience("other"), 100);
+        assert!(take_reply(Value::Array(vec![bulk(b"v")])).is_err());
     }
 
     #[test]

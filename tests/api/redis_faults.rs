@@ -132,8 +132,24 @@ fn set_keepttl(con: &mut redis::Connection, key: &[u8], value: &[u8]) {
         .unwrap();
 }
 
-/// The first byte of a fresh ticket's stored value.
+/// The first byte of a fresh ticket's stored value: without, and with the
+/// name of its user's not-before key.
 const FRESH: u8 = 2;
+const FRESH_NAMED: u8 = 3;
+
+fn is_fresh(v: &[u8]) -> bool {
+    matches!(v.first(), Some(&FRESH | &FRESH_NAMED))
+}
+
+/// Where a fresh value's used record starts.
+fn used_start(v: &[u8]) -> usize {
+    let at = if v[0] == FRESH_NAMED {
+        2 + usize::from(v[1])
+    } else {
+        1
+    };
+    at + 2 + usize::from(u16::from_be_bytes([v[at], v[at + 1]]))
+}
 
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
@@ -217,7 +233,7 @@ async fn tampered_or_moved_values_do_not_redeem() {
     let dump = redis_dump(&url, &app.prefix);
     let (k, v) = dump
         .iter()
-        .find(|(_, v)| v.first() == Some(&FRESH))
+        .find(|(_, v)| is_fresh(v))
         .expect("the unredeemed value");
     let mut bad = v.clone();
     let mid = bad.len() / 2;
@@ -245,8 +261,7 @@ async fn a_redeem_marks_the_value_keeps_the_ttl_and_an_unknown_ticket_leaves_not
     // The used mark and the used record: the tail of the fresh value, and
     // none of its fresh record.
     assert_eq!(value[0], 0);
-    let fresh_len = usize::from(u16::from_be_bytes([fresh[1], fresh[2]]));
-    assert_eq!(&value[1..], &fresh[3 + fresh_len..]);
+    assert_eq!(&value[1..], &fresh[used_start(&fresh)..]);
     let pttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
     assert!(
         pttl > 50_000 && pttl <= 60_000,
@@ -271,7 +286,7 @@ async fn a_redeem_marks_the_value_keeps_the_ttl_and_an_unknown_ticket_leaves_not
     let other = app.mint().await;
     let (k, _) = redis_dump(&url, &app.prefix)
         .into_iter()
-        .find(|(_, v)| v.first() == Some(&FRESH))
+        .find(|(_, v)| is_fresh(v))
         .expect("the unredeemed value");
     set_keepttl(&mut con, &k, &[0]);
     app.redeem(&other, Some(ORIGIN))
@@ -307,6 +322,13 @@ async fn no_edit_of_a_used_value_revives_the_ticket() {
         v.extend_from_slice(&n.to_be_bytes());
         v.extend_from_slice(&used[1..]);
         edits.push((format!("fresh layout, length {n}"), v));
+        // The same, naming a not-before key (the user's, or none that is).
+        let name = format!("{}nb:whatever", app.prefix);
+        let mut v = vec![FRESH_NAMED, name.len() as u8];
+        v.extend_from_slice(name.as_bytes());
+        v.extend_from_slice(&n.to_be_bytes());
+        v.extend_from_slice(&used[1..]);
+        edits.push((format!("named fresh layout, length {n}"), v));
     }
     for i in 0..used.len() {
         let mut v = used.clone();
@@ -323,6 +345,88 @@ async fn no_edit_of_a_used_value_revives_the_ticket() {
             r.text
         );
     }
+}
+
+/// Outside a Cluster, a redeem reads its user's revocations in the take's
+/// own script (one round trip), from the key the stored value names. That
+/// name is stored in the clear, so a value naming another user's key is
+/// not trusted: the redeem then reads its user's own key in a second call,
+/// and a revoked user stays revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeem_reads_revocations_with_the_take_and_only_from_its_users_key() {
+    let url = shared_url();
+    let app = spawn_app(Backend::Redis).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let separate_reads = |metrics: &str| -> u64 {
+        let line = "wsticket_store_operation_duration_seconds_count{op=\"not_before\"} ";
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let value_of = |ticket_key: &[u8]| -> Vec<u8> {
+        redis::cmd("GET")
+            .arg(ticket_key)
+            .query(&mut client.get_connection().unwrap())
+            .unwrap()
+    };
+    let mint = async |user: &str| {
+        let before: Vec<Vec<u8>> = redis_dump(&url, &app.prefix)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let t = app
+            .mint_with(json!({"user_id": user, "origin": ORIGIN}))
+            .await;
+        let (k, v) = redis_dump(&url, &app.prefix)
+            .into_iter()
+            .find(|(k, _)| !before.contains(k))
+            .unwrap();
+        assert_eq!(v[0], FRESH_NAMED, "the value names the not-before key");
+        let name = v[2..2 + usize::from(v[1])].to_vec();
+        assert!(name.starts_with(format!("{}nb:", app.prefix).as_bytes()));
+        (t, k, name)
+    };
+
+    let (t, _, _) = mint("alice").await;
+    app.redeem(&t, Some(ORIGIN)).await.expect(200, None);
+    assert_eq!(separate_reads(&app.metrics().await), 0, "one round trip");
+
+    let (revoked, revoked_key, alice_nb) = mint("alice").await;
+    let (_, _, bob_nb) = mint("bob").await;
+    assert_ne!(alice_nb, bob_nb);
+    assert_eq!(alice_nb.len(), bob_nb.len());
+    let (also_revoked, _, _) = mint("alice").await;
+    app.post_json(
+        "/v1/users/revoke",
+        Some(REVOKER),
+        &json!({"user_id": "alice"}),
+    )
+    .await
+    .expect(200, None);
+    // Read in the same step: refused.
+    app.redeem(&also_revoked, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    assert_eq!(separate_reads(&app.metrics().await), 0);
+    // Pointed at bob's key (never revoked) behind wsticket's back: the
+    // redeem reads alice's own in a second call, and refuses.
+    let mut v = value_of(&revoked_key);
+    let at = v
+        .windows(alice_nb.len())
+        .position(|w| w == alice_nb)
+        .unwrap();
+    v[at..at + bob_nb.len()].copy_from_slice(&bob_nb);
+    set_keepttl(&mut con, &revoked_key, &v);
+    app.redeem(&revoked, Some(ORIGIN))
+        .await
+        .expect(404, Some("ticket_invalid"));
+    assert_eq!(
+        separate_reads(&app.metrics().await),
+        1,
+        "its own key, read apart"
+    );
 }
 
 /// A redeem whose store call timed out may still have consumed the ticket:
