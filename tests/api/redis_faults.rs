@@ -122,6 +122,18 @@ fn redis_dump(url: &str, prefix: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// A wsticket on the shared Redis, that Redis's URL, and a connection to
+/// it for looking behind wsticket's back.
+async fn app_on_shared_redis() -> (String, TestApp, redis::Connection) {
+    let url = shared_url();
+    let app = spawn_app(Backend::Redis).await;
+    let con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    (url, app, con)
+}
+
 /// Overwrite a stored value behind wsticket's back, keeping its TTL.
 fn set_keepttl(con: &mut redis::Connection, key: &[u8], value: &[u8]) {
     let _: () = redis::cmd("SET")
@@ -208,12 +220,9 @@ async fn redis_holds_nothing_readable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_or_moved_values_do_not_redeem() {
-    let url = shared_url();
-    let app = spawn_app(Backend::Redis).await;
+    let (url, app, mut con) = app_on_shared_redis().await;
     let a = app.mint().await;
     let b = app.mint().await;
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut con = client.get_connection().unwrap();
     let dump = redis_dump(&url, &app.prefix);
     assert_eq!(dump.len(), 2);
     let (k0, v0) = &dump[0];
@@ -246,10 +255,7 @@ async fn tampered_or_moved_values_do_not_redeem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redeem_marks_the_value_keeps_the_ttl_and_an_unknown_ticket_leaves_nothing() {
-    let url = shared_url();
-    let app = spawn_app(Backend::Redis).await;
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut con = client.get_connection().unwrap();
+    let (url, app, mut con) = app_on_shared_redis().await;
     let t = app
         .mint_with(json!({"user_id": "u", "origin": ORIGIN, "ttl_secs": 60}))
         .await;
@@ -299,10 +305,7 @@ async fn a_redeem_marks_the_value_keeps_the_ttl_and_an_unknown_ticket_leaves_not
 /// or padding it never yields a second success (409 or 404, never 200).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_edit_of_a_used_value_revives_the_ticket() {
-    let url = shared_url();
-    let app = spawn_app(Backend::Redis).await;
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut con = client.get_connection().unwrap();
+    let (url, app, mut con) = app_on_shared_redis().await;
     let t = app.mint().await;
     app.redeem(&t, Some(ORIGIN)).await.expect(200, None);
     let (key, used) = redis_dump(&url, &app.prefix).remove(0);
@@ -354,22 +357,13 @@ async fn no_edit_of_a_used_value_revives_the_ticket() {
 /// and a revoked user stays revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redeem_reads_revocations_with_the_take_and_only_from_its_users_key() {
-    let url = shared_url();
-    let app = spawn_app(Backend::Redis).await;
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut con = client.get_connection().unwrap();
+    let (url, app, mut con) = app_on_shared_redis().await;
     let separate_reads = |metrics: &str| -> u64 {
         let line = "wsticket_store_operation_duration_seconds_count{op=\"not_before\"} ";
         metrics
             .lines()
             .find_map(|l| l.strip_prefix(line))
             .map_or(0, |n| n.parse().unwrap())
-    };
-    let value_of = |ticket_key: &[u8]| -> Vec<u8> {
-        redis::cmd("GET")
-            .arg(ticket_key)
-            .query(&mut client.get_connection().unwrap())
-            .unwrap()
     };
     let mint = async |user: &str| {
         let before: Vec<Vec<u8>> = redis_dump(&url, &app.prefix)
@@ -412,7 +406,7 @@ async fn a_redeem_reads_revocations_with_the_take_and_only_from_its_users_key() 
     assert_eq!(separate_reads(&app.metrics().await), 0);
     // Pointed at bob's key (never revoked) behind wsticket's back: the
     // redeem reads alice's own in a second call, and refuses.
-    let mut v = value_of(&revoked_key);
+    let mut v: Vec<u8> = redis::cmd("GET").arg(&revoked_key).query(&mut con).unwrap();
     let at = v
         .windows(alice_nb.len())
         .position(|w| w == alice_nb)
