@@ -182,7 +182,9 @@ impl StoreError {
     }
 }
 
-/// The operations the ticket service needs; each touches exactly one key.
+/// The operations the ticket service needs; each touches exactly one key,
+/// but for `take_reading_not_before`, which may read a second (never in a
+/// Redis Cluster).
 pub(crate) trait TicketStore {
     /// Store a ticket's `records` under `key` for `ttl` unless the key
     /// exists. `Ok(false)` when it existed (the caller mints another ticket).

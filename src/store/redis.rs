@@ -18,8 +18,9 @@
 //!   ticket's life. The script only writes a key it has just read, so no key
 //!   is ever created for an unknown ticket.
 //!
-//! Every call touches exactly one key, so a Cluster needs no cross-slot
-//! operation. Connections are made lazily, so wsticket starts (and reports
+//! In a Cluster every call touches exactly one key, so none is cross-slot
+//! (elsewhere the take may also read the not-before key its value names).
+//! Connections are made lazily, so wsticket starts (and reports
 //! not ready) while Redis is down. Every command runs under a timeout; a
 //! command whose outcome is unknown is an error and is never retried here: a
 //! retried redeem could report a ticket it consumed as reused.
