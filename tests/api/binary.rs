@@ -761,15 +761,10 @@ fn a_stalled_log_reader_costs_lines_not_requests() {
         for t in tasks {
             t.await.unwrap();
         }
-        let m = client
-            .get(format!("{admin}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        gauge(&m, "wsticket_log_lines_dropped_total")
+        gauge(
+            &scrape(&client, &admin).await,
+            "wsticket_log_lines_dropped_total",
+        )
     });
     assert!(
         dropped > 0.0,
@@ -1109,6 +1104,18 @@ fn rss_bytes(pid: u32) -> u64 {
 }
 
 /// A gauge's value in a Prometheus scrape.
+/// The admin listener's `/metrics`.
+async fn scrape(client: &reqwest::Client, admin: &str) -> String {
+    client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn gauge(scrape: &str, name: &str) -> f64 {
     scrape
         .lines()
@@ -1177,16 +1184,7 @@ async fn the_memory_budget_is_an_honest_estimate() {
             }
         }
     };
-    let scrape = || async {
-        client
-            .get(format!("{admin}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || scrape(&client, &admin);
     // Warm the allocator, the connections and the map first.
     mint_many(4_000).await;
     let (rss0, s0) = (rss_bytes(p.child.id()), scrape().await);
