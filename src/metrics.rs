@@ -53,18 +53,26 @@ impl Collector for MemoryStoreCollector {
 }
 
 /// `wsticket_log_lines_dropped_total`, brought up to the log writer's own
-/// count at every scrape.
-struct DroppedLogLines(prometheus::IntCounter);
+/// count at every scrape; one scrape at a time, or two at once would both
+/// add the same lines.
+struct DroppedLogLines {
+    counter: prometheus::IntCounter,
+    scrape: std::sync::Mutex<()>,
+}
 
 impl Collector for DroppedLogLines {
     fn desc(&self) -> Vec<&Desc> {
-        self.0.desc()
+        self.counter.desc()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let behind = crate::telemetry::dropped_lines().saturating_sub(self.0.get());
-        self.0.inc_by(behind);
-        self.0.collect()
+        let _one = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let behind = crate::telemetry::dropped_lines().saturating_sub(self.counter.get());
+        self.counter.inc_by(behind);
+        self.counter.collect()
     }
 }
 
@@ -206,10 +214,16 @@ impl Metrics {
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m.registry.register(Box::new(build))?;
         m.registry
-            .register(Box::new(DroppedLogLines(prometheus::IntCounter::new(
-                "wsticket_log_lines_dropped_total",
-                "Log lines dropped because 8192 lines were already waiting to be written (stderr not read fast enough)",
-            )?)))?;
+            .register(Box::new(DroppedLogLines {
+                counter: prometheus::IntCounter::new(
+                    "wsticket_log_lines_dropped_total",
+                    format!(
+                        "Log lines dropped because {} lines were already waiting to be written (stderr not read fast enough)",
+                        crate::telemetry::MAX_PENDING_LINES
+                    ),
+                )?,
+                scrape: std::sync::Mutex::new(()),
+            }))?;
         #[cfg(target_os = "linux")]
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

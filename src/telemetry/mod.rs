@@ -21,7 +21,7 @@ mod format;
 mod sink;
 
 pub(crate) use format::REQUEST_ID;
-pub(crate) use sink::dropped_lines;
+pub(crate) use sink::{MAX_PENDING_LINES, dropped_lines};
 
 use format::{Lines, Style};
 use sink::{Sink, SinkGuard};
